@@ -1,0 +1,6 @@
+"""Adapters: one module per foreign library (ART, Torch-Pruning, Brevitas, ONNX Runtime).
+
+Each module imports its library only when it is imported itself, so ``import
+robust_compress`` stays light. Import the adapter you need, e.g.
+``from robust_compress.adapters.art_adversary import ArtAdversary``.
+"""

@@ -1,0 +1,206 @@
+"""Model specs: strings that name a model, resolved through a registry.
+
+Spec forms:
+
+- ``builtin:NAME``: a model of this package (``builtin:cnn_small``).
+- ``torchvision:NAME``: any torchvision classification model, adapted to the dataset's
+  input channels and number of classes.
+- ``py:package.module:factory``: a factory function of the user's; it is called with
+  ``num_classes`` and ``in_channels`` when its signature accepts them.
+
+Weights come from a checkpoint file, loaded with ``torch.load(..., weights_only=True)``:
+either a plain state dict or a robust-compress checkpoint (a dict with ``state_dict``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robust_compress.errors import CheckpointError, ModelSpecError, suggest
+from robust_compress.registry import Registry
+
+BUILTINS: Registry[Callable[..., nn.Module]] = Registry("builtin model", ModelSpecError)
+PREFIXES = ("builtin", "torchvision", "py")
+
+
+class CNNSmall(nn.Module):
+    """A small CNN with BatchNorm for 28x28 inputs (about 190k parameters, 1.2M MACs).
+
+    Three strided 3x3 conv blocks (conv, BatchNorm, ReLU) and a two-layer classifier. Strided
+    convolutions instead of max pooling keep it fast on a CPU, and every conv's output
+    channels can be pruned. The classifier's last layer is ``head``.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: int = 32):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            *_conv_bn(in_channels, w), *_conv_bn(w, 2 * w), *_conv_bn(2 * w, 2 * w)
+        )
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.fc = nn.Linear(2 * w * 16, 128)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return class logits for images in [0, 1]."""
+        x = self.pool(self.features(x)).flatten(1)
+        return self.head(self.relu(self.fc(x)))
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(),
+    ]
+
+
+@BUILTINS.register("cnn_small")
+def cnn_small(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """The default small CNN (see :class:`CNNSmall`)."""
+    return CNNSmall(num_classes, in_channels)
+
+
+@BUILTINS.register("cnn_tiny")
+def cnn_tiny(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A compact CNN of half the width of ``cnn_small`` (about 60k parameters)."""
+    return CNNSmall(num_classes, in_channels, width=16)
+
+
+def build_model(spec: str, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """Build a model from a spec string (see the module docstring).
+
+    Args:
+        spec: ``builtin:NAME``, ``torchvision:NAME`` or ``py:package.module:factory``.
+        num_classes: Number of classes of the dataset.
+        in_channels: Number of input channels of the dataset.
+
+    Returns:
+        A freshly initialised model.
+
+    Raises:
+        ModelSpecError: The spec is malformed or names nothing that exists.
+    """
+    prefix, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise ModelSpecError(
+            f"model spec {spec!r} has no prefix; write builtin:NAME, torchvision:NAME or "
+            f"py:package.module:factory (builtins: {', '.join(BUILTINS.names())})."
+        )
+    if prefix == "builtin":
+        return BUILTINS.get(rest)(num_classes=num_classes, in_channels=in_channels)
+    if prefix == "torchvision":
+        return _torchvision_model(rest, num_classes, in_channels)
+    if prefix == "py":
+        return _python_factory(rest, num_classes, in_channels)
+    raise ModelSpecError(f"unknown model spec prefix {prefix!r}." + suggest(prefix, PREFIXES))
+
+
+def _torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    from torchvision import models as tvm
+
+    names = tvm.list_models(module=tvm)
+    if name not in names:
+        raise ModelSpecError(f"unknown torchvision model {name!r}." + suggest(name, names))
+    model = tvm.get_model(name, weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        _replace_first_conv(model, in_channels)
+    return model
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    """Swap the first Conv2d for one that takes ``in_channels`` channels."""
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                new = nn.Conv2d(
+                    in_channels, child.out_channels, child.kernel_size, child.stride,
+                    child.padding, child.dilation, child.groups, child.bias is not None,
+                )
+                setattr(parent, child_name, new)
+                return
+    raise ModelSpecError("the torchvision model has no Conv2d to adapt to the input channels.")
+
+
+def _python_factory(target: str, num_classes: int, in_channels: int) -> nn.Module:
+    module_name, sep, func_name = target.partition(":")
+    if not sep:
+        raise ModelSpecError(f"py spec {target!r} must be py:package.module:factory.")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelSpecError(f"cannot import {module_name!r} for model spec: {exc}.") from None
+    factory = getattr(module, func_name, None)
+    if not callable(factory):
+        names = [n for n in dir(module) if not n.startswith("_")]
+        raise ModelSpecError(
+            f"{module_name} has no callable {func_name!r}." + suggest(func_name, names)
+        )
+    params = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels))
+              if k in params}
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(f"{target} returned {type(model).__name__}, not a torch nn.Module.")
+    return model
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load a state dict from a checkpoint file, safely (``weights_only=True``).
+
+    Accepts a plain state dict or a dict with a ``state_dict`` (or ``model``) entry.
+
+    Raises:
+        CheckpointError: The file is missing, unsafe, or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} cannot be loaded safely (weights_only=True): {first}. Save weights with "
+            "torch.save(model.state_dict(), path)."
+        ) from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise CheckpointError(
+            f"{path} is not a state dict (expected a dict of parameter names to tensors). "
+            "Save weights with torch.save(model.state_dict(), path)."
+        )
+    return obj
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load weights from ``path`` into ``model`` (strict) and return it.
+
+    Raises:
+        CheckpointError: The file is not a fitting state dict for this model.
+    """
+    state = load_state_dict_file(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{path} does not fit the model: {detail}") from None
+    return model
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters())
