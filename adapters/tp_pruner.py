@@ -1,0 +1,246 @@
+"""Torch-Pruning adapter: structured (channel) pruning of any torchvision-style CNN.
+
+:class:`StructuredPruner` satisfies :class:`robust_compress.protocols.Pruner`. It builds
+Torch-Pruning's dependency graph of the model, so coupled layers (BatchNorm, residual adds,
+depthwise convolutions, the Linear after a flatten) lose the same channels and the model
+really gets smaller and faster. Ignored layers come by name or ``re:`` pattern; the classifier
+head is always ignored.
+
+Example:
+    >>> pruner = StructuredPruner("l1", ratio=0.5, steps=3)
+    >>> pruner.prepare(model, torch.zeros(1, 1, 28, 28))
+    >>> while not pruner.done:
+    ...     if pruner.step():
+    ...         optimizer = make_optimizer(model)  # parameter objects were replaced
+    ...     finetune(model, optimizer)
+    >>> save_pruned(model, Path("pruned.pt"))
+    >>> restored = load_pruned(build_model("builtin:cnn_small"), Path("pruned.pt"))
+
+What the library disturbs is restored here: tracing leaves the model in eval mode (the mode
+of every module is put back); tracing misses leading layers whose parameters are frozen (every
+parameter requires grad while tracing); pruning replaces parameter objects, and the new ones
+require grad (flags are put back by name). Taylor gradients never touch the caller's ``.grad``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from robust_compress.errors import UserError
+
+from .tp_ignore import find_head, resolve_names
+from .tp_importance import (
+    GRADIENT_IMPORTANCES,
+    IMPORTANCES,
+    StoredGradTaylorImportance,
+    loss_gradients,
+    make_importance,
+)
+from .tp_state import (
+    count_macs_params,
+    load_pruned,
+    pruned_state,
+    pruning_record,
+    restore_pruned,
+    save_pruned,
+    set_pruning_record,
+    traceable,
+)
+
+__all__ = [
+    "IMPORTANCES",
+    "StructuredPruner",
+    "count_macs_params",
+    "load_pruned",
+    "pruned_state",
+    "restore_pruned",
+    "save_pruned",
+]
+log = logging.getLogger(__name__)
+
+
+class StructuredPruner:
+    """Removes output channels of convolutions and Linear layers, one-shot or iteratively.
+
+    Args:
+        importance: One of :data:`IMPORTANCES`: ``l1``/``l2`` weight magnitude, ``taylor``
+            (|w * dL/dw| of the clean cross-entropy), ``robust_taylor`` (the same on adversarial
+            examples), ``bn_scale`` (BatchNorm gamma), ``lamp`` or ``random``.
+        ratio: Fraction of channels removed by the end, in [0, 1).
+        steps: Number of :meth:`step` calls to reach ``ratio`` (linear schedule).
+        global_pruning: Rank channels across all layers instead of within each layer.
+        ignore: Module names or ``re:PATTERN`` regular expressions (whole-name match) whose
+            output channels are kept; the classifier head is always kept.
+        round_to: Keep channel counts multiples of this number.
+        adversary: Object with ``perturb(model, x, y)``; required by ``robust_taylor``.
+        batches: Callable returning an iterable of ``(x, y)``; required by the Taylor criteria.
+        grad_batches: Batches whose gradients are summed per step for the Taylor criteria.
+        seed: Seed of the ``random`` criterion.
+
+    Raises:
+        UserError: An option is invalid or missing (the message says which).
+    """
+
+    def __init__(
+        self,
+        importance: str = "l1",
+        ratio: float = 0.5,
+        steps: int = 1,
+        *,
+        global_pruning: bool = False,
+        ignore: Sequence[str] = (),
+        round_to: int | None = None,
+        adversary=None,
+        batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None,
+        grad_batches: int = 4,
+        seed: int = 0,
+    ):
+        _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches)
+        self.importance = importance
+        self.ratio = float(ratio)
+        self.steps = int(steps)
+        self.global_pruning = bool(global_pruning)
+        self.ignore = [ignore] if isinstance(ignore, str) else list(ignore)
+        self.round_to = round_to
+        self.adversary = adversary
+        self.batches = batches
+        self.grad_batches = int(grad_batches)
+        self.seed = int(seed)
+        self.steps_taken = 0
+        self._model: nn.Module | None = None
+        self._pruner: tp.pruner.BasePruner | None = None
+        self._before: tuple[int, int] = (0, 0)
+        self._ignored: list[str] = []
+
+    def resolve_ignored(self, model: nn.Module, example_inputs: Tensor | None = None) -> list[str]:
+        """Return the names of the modules kept whole: the user's ``ignore`` plus the head.
+
+        Args:
+            model: The model the names refer to.
+            example_inputs: If given, the head is found by running the model once.
+
+        Raises:
+            UserError: A pattern matches no module (the message lists close names).
+        """
+        chosen = set(resolve_names(model, self.ignore))
+        chosen.add(find_head(model, example_inputs))
+        return [n for n, _ in model.named_modules() if n in chosen]
+
+    def prepare(self, model: nn.Module, example_inputs: Tensor) -> None:
+        """Bind to ``model``: resolve ignored layers, count MACs and build the graph.
+
+        The train/eval mode of every module is as given afterwards.
+        """
+        self._ignored = self.resolve_ignored(model, example_inputs)
+        modules = dict(model.named_modules())
+        self._before = count_macs_params(model, example_inputs)
+        self._example = example_inputs
+        self._base_history = pruning_record(model)["history"]
+        with traceable(model):
+            self._pruner = tp.pruner.BasePruner(
+                model,
+                example_inputs,
+                importance=make_importance(self.importance, self.seed),
+                global_pruning=self.global_pruning,
+                pruning_ratio=self.ratio,
+                iterative_steps=self.steps,
+                ignored_layers=[modules[n] for n in self._ignored],
+                round_to=self.round_to,
+            )
+        self._model = model
+        self.steps_taken = 0
+        log.info(
+            "pruner ready: %s, ratio %.2f in %d step(s), %s, ignoring %s; %d params, %d MACs",
+            self.importance,
+            self.ratio,
+            self.steps,
+            "global" if self.global_pruning else "per layer",
+            ", ".join(self._ignored),
+            self._before[1],
+            self._before[0],
+        )
+
+    @property
+    def done(self) -> bool:
+        """True once all ``steps`` steps have been taken."""
+        return self.steps_taken >= self.steps
+
+    def step(self) -> bool:
+        """Prune one step towards ``ratio``.
+
+        Returns:
+            True when parameter shapes changed: parameter objects were replaced, so rebuild
+            the optimizer. False when nothing was pruned (or all steps were already taken).
+
+        Raises:
+            UserError: :meth:`prepare` was not called first.
+        """
+        if self._pruner is None or self._model is None:
+            raise UserError("call StructuredPruner.prepare(model, example_inputs) before step().")
+        if self.done:
+            log.warning("all %d pruning steps were taken; step() does nothing", self.steps)
+            return False
+        model = self._model
+        if self.importance in GRADIENT_IMPORTANCES:
+            self._load_gradients(model)
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        with traceable(model):
+            self._pruner.step()
+        self.steps_taken += 1
+        history = self._base_history + self._pruner.pruning_history()
+        set_pruning_record(model, history, list(self._example.shape))
+        changed = shapes != {n: tuple(p.shape) for n, p in model.named_parameters()}
+        log.info(
+            "pruning step %d/%d: %d parameters",
+            self.steps_taken,
+            self.steps,
+            sum(p.numel() for p in model.parameters()),
+        )
+        return changed
+
+    def _load_gradients(self, model: nn.Module) -> None:
+        imp = self._pruner.importance
+        assert isinstance(imp, StoredGradTaylorImportance)
+        adversary = self.adversary if self.importance == "robust_taylor" else None
+        imp.grads = loss_gradients(model, self.batches, self.grad_batches, adversary)
+
+    def report(self) -> dict[str, Any]:
+        """Return sizes before and now, and the options, as plain data."""
+        if self._model is None:
+            raise UserError("call StructuredPruner.prepare(model, example_inputs) before report().")
+        macs, params = count_macs_params(self._model, self._example)
+        return {
+            "params_before": self._before[1],
+            "params_after": params,
+            "macs_before": self._before[0],
+            "macs_after": macs,
+            "ratio": self.ratio,
+            "importance": self.importance,
+            "steps": self.steps,
+            "steps_taken": self.steps_taken,
+            "global_pruning": self.global_pruning,
+            "round_to": self.round_to,
+            "ignored": list(self._ignored),
+        }
+
+
+def _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches) -> None:
+    if importance not in IMPORTANCES:
+        make_importance(importance)  # raises UserError with close matches
+    if not 0.0 <= float(ratio) < 1.0:
+        raise UserError(f"pruning ratio must be in [0, 1), got {ratio}.")
+    if int(steps) < 1:
+        raise UserError(f"pruning steps must be at least 1, got {steps}.")
+    if round_to is not None and int(round_to) < 1:
+        raise UserError(f"round_to must be a positive integer or None, got {round_to}.")
+    if importance in GRADIENT_IMPORTANCES and batches is None:
+        raise UserError(f"importance {importance!r} needs batches: a callable yielding (x, y).")
+    if importance == "robust_taylor" and adversary is None:
+        raise UserError("importance 'robust_taylor' needs an adversary with perturb(model, x, y).")
+    if int(grad_batches) < 1:
+        raise UserError(f"grad_batches must be at least 1, got {grad_batches}.")
