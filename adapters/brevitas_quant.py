@@ -1,0 +1,234 @@
+"""Brevitas adapter: a float model becomes a calibrated fake-quant model, exported as int8 ONNX.
+
+This is the only module of robust-compress that imports Brevitas. What it does, in order:
+
+1. copy the model (the caller's model is never touched) and trace it with ``torch.fx``;
+2. fold BatchNorm into the convolutions (``preprocess_for_quantize``);
+3. swap layers for Brevitas quantized layers (``quantize``): signed weights of ``weight_bits``
+   bits, per output channel or per tensor; 8-bit activations; int32 bias;
+4. calibrate the activation scales on ``calib_batches`` batches (``calibration_mode``);
+5. correct the bias for the mean error quantization adds (``bias_correction_mode``).
+
+The result is a fake-quant ``nn.Module`` for quantization-aware training: rounding uses a
+straight-through estimator, so gradients reach the weights and the *input* (an attack like PGD
+works on it). :meth:`BrevitasQuantizer.export` writes it as a QCDQ ONNX file
+(QuantizeLinear/Clip/DequantizeLinear around float ops) that ONNX Runtime fuses into integer
+kernels (QLinearConv, QGemm).
+
+Traps of Brevitas 0.13.4 handled here: the dynamo exporter rejects the default quantized bias,
+so the TorchScript exporter is used (``dynamo=False``); the default
+``keep_initializers_as_inputs=True`` leaves weights as graph inputs, which stops ONNX Runtime's
+constant folding, so convolutions stay float; export also needs ``onnxoptimizer`` installed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from brevitas.export import export_onnx_qcdq
+from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
+from brevitas.graph.quantize import (
+    COMPUTE_LAYER_MAP,
+    QUANT_ACT_MAP,
+    QUANT_IDENTITY_MAP,
+    preprocess_for_quantize,
+    quantize,
+)
+from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat
+from torch import Tensor, nn
+
+from robust_compress.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MIN_BITS, MAX_BITS = 2, 8
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+_QUIET_WARNINGS = (
+    "You are using the legacy TorchScript-based ONNX export",
+    "The feature will be removed",
+    "ONNX opset version set to",
+)
+
+
+@dataclass
+class BrevitasQuantizer:
+    """Quantizer (see :class:`robust_compress.protocols.Quantizer`) built on Brevitas.
+
+    Attributes:
+        weight_bits: Bits of the signed weights, 2 to 8 (8 and 4 are the usual choices).
+        act_bits: Bits of the activations, 2 to 8; only 8 maps onto ONNX Runtime's int8 kernels
+            without extra clipping.
+        per_channel: One weight scale per output channel (True) or per tensor (False).
+        calib_batches: Batches of the calibration data used to set activation scales (and
+            again for bias correction).
+        bias_correction: Correct each layer's bias for the mean output shift quantization adds.
+
+    Raises:
+        UserError: A bit width or the number of calibration batches is out of range.
+    """
+
+    weight_bits: int = 8
+    act_bits: int = 8
+    per_channel: bool = True
+    calib_batches: int = 8
+    bias_correction: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("weight_bits", "act_bits"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not (MIN_BITS <= value <= MAX_BITS)
+            ):
+                raise UserError(
+                    f"{name} must be an integer from {MIN_BITS} to {MAX_BITS} (8 or 4 for "
+                    f"int8 ONNX Runtime kernels), got {value!r}."
+                )
+        if (
+            isinstance(self.calib_batches, bool)
+            or not isinstance(self.calib_batches, int)
+            or (self.calib_batches < 1)
+        ):
+            raise UserError(
+                f"calib_batches must be a positive integer, got {self.calib_batches!r}."
+            )
+
+    def prepare(self, model: nn.Module, calib: Iterable[Tensor]) -> nn.Module:
+        """Return a new, calibrated fake-quant copy of ``model`` (``model`` is left untouched).
+
+        Args:
+            model: A float model that ``torch.fx`` can trace; BatchNorm is folded.
+            calib: Input batches in the model's input range; ``(x, y)`` pairs are accepted too
+                (the labels are ignored). Only the first ``calib_batches`` are read.
+
+        Returns:
+            The fake-quant model, in the train/eval mode ``model`` was in.
+
+        Raises:
+            UserError: No calibration batch, or a model ``torch.fx`` cannot trace.
+        """
+        device = _device_of(model)
+        batches = _take_batches(calib, self.calib_batches, device)
+        qmodel = self._quantized_copy(model)
+        qmodel.eval()
+        with torch.no_grad():
+            with calibration_mode(qmodel):
+                for x in batches:
+                    qmodel(x)
+            if self.bias_correction:
+                with bias_correction_mode(qmodel):
+                    for x in batches:
+                        qmodel(x)
+        qmodel.train(model.training)
+        log.info(
+            "quantized %s: w%d a%d %s, calibrated on %d batches%s",
+            type(model).__name__,
+            self.weight_bits,
+            self.act_bits,
+            "per-channel" if self.per_channel else "per-tensor",
+            len(batches),
+            ", bias corrected" if self.bias_correction else "",
+        )
+        return qmodel
+
+    def export(self, model: nn.Module, path: Path, example: Tensor) -> Path:
+        """Write the fake-quant ``model`` as a QCDQ int8 ONNX file with a dynamic batch axis.
+
+        Args:
+            model: A model returned by :meth:`prepare` (possibly trained further).
+            path: Where to write the ``.onnx`` file; parent folders are created.
+            example: An input batch of the right shape (its values do not matter).
+
+        Returns:
+            ``path``. The graph's input is named ``input`` and its output ``logits``.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model = copy.deepcopy(model)  # export attaches handlers; keep the caller's clean
+        example = example[:1].detach().to(_device_of(model))
+        with warnings.catch_warnings():
+            for message in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            export_onnx_qcdq(
+                export_model,
+                args=example,
+                export_path=str(path),
+                dynamo=False,
+                keep_initializers_as_inputs=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
+        log.info("exported int8 QCDQ ONNX to %s", path)
+        return path
+
+    def _quantized_copy(self, model: nn.Module) -> nn.Module:
+        """Trace a copy of ``model``, fold BatchNorm and swap in quantized layers."""
+        float_copy = copy.deepcopy(model).eval()
+        for p in float_copy.parameters():
+            p.grad = None
+        try:
+            graph = preprocess_for_quantize(float_copy)
+        except Exception as exc:  # noqa: BLE001 - fx raises many types on untraceable code
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(
+                f"Brevitas cannot trace {type(model).__name__} with torch.fx ({first}). "
+                "Remove data-dependent control flow from forward(), or quantize a traceable "
+                "submodule."
+            ) from exc
+        return quantize(graph, **self._quant_maps())
+
+    def _quant_maps(self) -> dict[str, dict]:
+        """Brevitas' default layer maps, with this quantizer's bit widths and granularity."""
+        weight_base = Int8WeightPerChannelFloat if self.per_channel else Int8WeightPerTensorFloat
+        weight_quant = weight_base.let(bit_width=self.weight_bits)
+        compute = {
+            layer: _with(entry, "weight_quant", weight_quant)
+            for layer, entry in COMPUTE_LAYER_MAP.items()
+        }
+        acts = {layer: self._act_entry(entry) for layer, entry in QUANT_ACT_MAP.items()}
+        identity = {kind: self._act_entry(entry) for kind, entry in QUANT_IDENTITY_MAP.items()}
+        return {"compute_layer_map": compute, "quant_act_map": acts, "quant_identity_map": identity}
+
+    def _act_entry(self, entry: Any) -> Any:
+        if entry is None or "act_quant" not in entry[1]:
+            return entry
+        return _with(entry, "act_quant", entry[1]["act_quant"].let(bit_width=self.act_bits))
+
+
+def _with(entry: Any, key: str, value: Any) -> Any:
+    """Copy a ``(layer class, kwargs)`` map entry with ``kwargs[key] = value``."""
+    if entry is None or key not in entry[1]:
+        return entry
+    layer_cls, kwargs = entry
+    return layer_cls, {**kwargs, key: value}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _take_batches(calib: Iterable[Any], n: int, device: torch.device) -> list[Tensor]:
+    """The first ``n`` input batches of ``calib`` (the ``x`` of ``(x, y)`` pairs)."""
+    batches: list[Tensor] = []
+    for item in calib:
+        x = item[0] if isinstance(item, tuple | list) else item
+        if not isinstance(x, Tensor):
+            raise UserError(
+                f"calibration data must yield tensors or (x, y) pairs, got {type(x).__name__}."
+            )
+        batches.append(x.detach().to(device))
+        if len(batches) >= n:
+            break
+    if not batches:
+        raise UserError("calibration data is empty; pass at least one input batch.")
+    return batches
