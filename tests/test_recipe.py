@@ -1,0 +1,287 @@
+"""Recipe schema, YAML positions, error reporting, templating, overrides and checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robust_compress.errors import RecipeError, UserError
+from robust_compress.recipe import (
+    STAGE_TYPES,
+    AdversaryConfig,
+    AuditStage,
+    ExportStage,
+    OptimizerConfig,
+    PruneStage,
+    QuantizeStage,
+    Recipe,
+    TrainStage,
+    dump_resolved,
+    load_recipe,
+    parse_recipe,
+    recipe_json_schema,
+)
+from robust_compress.recipe_checks import check_against_model, check_order, match_modules
+
+CORPUS = Path(__file__).parent / "malformed_recipes"
+MALFORMED = sorted(CORPUS.glob("*.yaml"))
+
+VALID = """\
+name: demo
+args: {eps: 0.1, ep: 2, tag: robust}
+model: {spec: builtin:cnn_small}
+data: {name: synthetic, train_subset: 256}
+threat: {eps: "${eps}"}
+stages:
+  - train: {epochs: "${ep}", optimizer: {name: adam}}
+  - prune: {ratio: 0.5, steps: 2, finetune_epochs: 1, adversary: {attack: pgd, steps: 3}}
+  - quantize: {weight_bits: 8, qat_epochs: 1}
+  - export:
+  - audit: {attacks: [pgd, square], samples: 64, eps_sweep: [0.05, 0.1]}
+"""
+
+
+def messages_of(path: Path, overrides=()) -> list[str]:
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, overrides)
+    return info.value.messages
+
+
+# ----------------------------------------------------------------------------- malformed corpus
+
+
+def test_corpus_is_large_enough():
+    assert len(MALFORMED) >= 20
+
+
+@pytest.mark.parametrize("path", MALFORMED, ids=[p.stem for p in MALFORMED])
+def test_malformed_recipe_gives_positioned_errors(path):
+    messages = messages_of(path)
+    assert messages, "a RecipeError must carry at least one message"
+    pattern = re.compile(rf"^{re.escape(str(path))}:\d+:\d+: \S")
+    for message in messages:
+        assert pattern.match(message), message
+        assert "\n" not in message and "Traceback" not in message
+
+
+EXPECTED_FIRST = {
+    # file: (line, col, field, words in the message)
+    "wrong_type_epochs": (5, 21, "stages.0.train.epochs", "expected an integer"),
+    "unknown_top_level_key": (6, 1, "seeed", "Did you mean: seed?"),
+    "unknown_nested_key": (5, 3, "data.batchsize", "Did you mean: batch_size?"),
+    "unknown_deep_key": (9, 9, "stages.0.train.adversary.stpes", "unknown key"),
+    "bad_indentation": (4, 2, "yaml", "expected <block end>"),
+    "tab_character": (4, 1, "yaml", "tabs"),
+    "negative_eps": (3, 27, "threat.eps", "greater than 0"),
+    "linf_eps_above_one": (5, 8, "threat.eps", "at most 1"),
+    "unknown_attack": (7, 27, "stages.0.train.adversary.attack", "Did you mean: pgd"),
+    "unknown_stage_kind": (6, 5, "stages.1.prnue", "Did you mean: prune?"),
+    "empty_stages": (4, 9, "stages", "at least one stage"),
+    "two_keys_in_stage": (6, 5, "stages.1", "exactly one key"),
+    "missing_name": (1, 1, "name", "missing required field"),
+    "missing_stage_field": (6, 5, "stages.1.prune.ratio", "missing required field"),
+    "ratio_out_of_range": (6, 20, "stages.1.prune.ratio", "less than 1"),
+    "bit_width_16": (7, 20, "stages.1.quantize.weight_bits", "less than or equal to 8"),
+    "python_object_tag": (2, 15, "model.spec", "not allowed"),
+    "duplicate_keys": (4, 1, "threat", "duplicate key 'threat' (first defined on line 3)"),
+    "unknown_variable": (7, 21, "stages.0.train.epochs", "${epoch}"),
+    "list_instead_of_mapping": (3, 9, "threat", "expected a mapping"),
+    "empty_file": (1, 1, "recipe", "empty"),
+    "top_level_list": (1, 1, "recipe", "not a mapping"),
+    "non_utf8": (1, 11, "yaml", "not UTF-8"),
+    "stage_not_mapping": (6, 5, "stages.1", "- audit: {}"),
+    "recursive_alias": (4, 9, "stages.1", "recursion"),
+    "multiple_documents": (6, 1, "yaml", "single document"),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED_FIRST))
+def test_error_points_at_the_offending_value(stem):
+    path = CORPUS / f"{stem}.yaml"
+    line, col, field, words = EXPECTED_FIRST[stem]
+    first = messages_of(path)[0]
+    assert first.startswith(f"{path}:{line}:{col}: {field}: "), first
+    assert words in first
+
+
+def test_all_errors_are_reported_at_once_in_file_order():
+    messages = messages_of(CORPUS / "many_errors.yaml")
+    assert len(messages) >= 10
+    positions = [tuple(map(int, m.split(":")[1:3])) for m in messages]
+    assert positions == sorted(positions)
+    fields = [m.split(": ")[1] for m in messages]
+    for field in ("name", "seed", "model.spec", "threat.norm", "stages.2.export.int8"):
+        assert field in fields
+
+
+def test_deep_nesting_is_cut_without_recursion_error():
+    messages = messages_of(CORPUS / "deep_nesting_garbage.yaml")
+    assert any("nested more than" in m for m in messages)
+
+
+# ----------------------------------------------------------------------------- valid recipes
+
+
+def test_defaults_are_filled_and_templates_substituted():
+    recipe = parse_recipe(VALID)
+    assert recipe.threat.eps == 0.1 and recipe.threat.norm == "linf"
+    train, prune, quantize, export, audit = recipe.stages
+    assert isinstance(train.epochs, int) and train.epochs == 2
+    assert train.optimizer.lr == pytest.approx(1e-3)  # adam's default
+    assert train.adversary == AdversaryConfig(attack="pgd", steps=7, step=0.25 / 7, eps=0.1)
+    assert prune.importance == "l1" and prune.ignore == [] and prune.lr_schedule == "cosine"
+    assert prune.adversary.step == pytest.approx(2.5 * 0.1 / 3)
+    assert prune.optimizer.lr == 0.1
+    assert quantize.per_channel and quantize.act_bits == 8
+    assert export.fp32 is True and export.int8 == "auto"
+    assert audit.pgd_steps == 20 and audit.eps_sweep == [0.05, 0.1]
+    assert [s.kind for s in recipe.stages] == ["train", "prune", "quantize", "export", "audit"]
+    assert recipe.data.batch_size == 128 and recipe.seed == 0
+
+
+def test_template_inside_text_and_typed_values():
+    text = VALID.replace("name: demo", "name: run-${tag}-${eps}-${ep}")
+    recipe = parse_recipe(text)
+    assert recipe.name == "run-robust-0.1-2"
+
+
+def test_fgsm_rs_method_implies_its_adversary():
+    text = VALID.replace('epochs: "${ep}"', "epochs: 1, method: fgsm_rs")
+    adversary = parse_recipe(text).stages[0].adversary
+    assert adversary.attack == "fgsm_rs" and adversary.steps == 1
+    assert adversary.step == pytest.approx(0.125)
+
+
+def test_scientific_notation_is_a_number():
+    recipe = parse_recipe(VALID.replace("{name: adam}", "{name: adam, lr: 3e-4}"))
+    assert recipe.stages[0].optimizer.lr == pytest.approx(3e-4)
+
+
+def test_anchors_and_merge_keys_work():
+    text = VALID.replace(
+        "  - quantize: {weight_bits: 8, qat_epochs: 1}",
+        "  - quantize: {qat_epochs: 1, adversary: &adv {attack: pgd, steps: 2}}\n"
+        "  - train: {epochs: 1, adversary: {<<: *adv, steps: 5}}",
+    )
+    recipe = parse_recipe(text)
+    assert recipe.stages[2].adversary.steps == 2
+    assert recipe.stages[3].adversary.steps == 5 and recipe.stages[3].adversary.attack == "pgd"
+
+
+def test_overrides_apply_and_name_bad_paths():
+    overrides = ["stages.0.train.epochs=5", "args.eps=0.2", "stages.4.audit.attacks=[fgsm]"]
+    recipe = parse_recipe(VALID, overrides=overrides)
+    assert recipe.stages[0].epochs == 5 and recipe.threat.eps == 0.2
+    assert recipe.stages[4].attacks == ["fgsm"]
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(VALID, overrides=["stages.0.train.epoch=5", "stages.1.train.epochs=1"])
+    first, second = info.value.messages
+    assert first.startswith("--set stages.0.train.epoch=5: ") and "Did you mean: epochs?" in first
+    assert second.startswith("--set stages.1.train.epochs=1: ") and "prune stage" in second
+
+
+def test_override_value_errors_name_the_override():
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(VALID, "v.yaml", ["stages.0.train.epochs=x", "threat.norm=l3"])
+    assert sorted(info.value.messages) == [
+        "--set stages.0.train.epochs=x: expected an integer, got a string 'x'",
+        "--set threat.norm=l3: unknown norm 'l3'. Did you mean: l2?",
+    ]
+
+
+def test_dump_resolved_round_trips():
+    recipe = parse_recipe(VALID)
+    text = dump_resolved(recipe)
+    assert "${" not in text
+    again = parse_recipe(text)
+    assert again == recipe
+    assert yaml.safe_load(text)["stages"][1]["prune"]["ratio"] == 0.5
+
+
+def test_json_schema_lists_stage_kinds():
+    schema = json.loads(json.dumps(recipe_json_schema()))
+    items = schema["properties"]["stages"]["items"]["oneOf"]
+    kinds = {next(iter(item["properties"])) for item in items}
+    assert kinds == {"train", "prune", "quantize", "export", "audit"}
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) >= {"name", "model", "threat", "stages"}
+
+
+def test_stage_classes_and_python_construction():
+    assert {cls.kind for cls in STAGE_TYPES.values()} == set(STAGE_TYPES)
+    assert (TrainStage.kind, PruneStage.kind, QuantizeStage.kind) == ("train", "prune", "quantize")
+    assert (ExportStage.kind, AuditStage.kind) == ("export", "audit")
+    recipe = Recipe(
+        name="py",
+        model={"spec": "builtin:cnn_tiny"},
+        threat={"eps": 0.1},
+        stages=[TrainStage(epochs=1), {"audit": None}],
+    )
+    assert recipe.stages[1].samples == 1000 and recipe.stages[0].adversary.eps == 0.1
+    assert OptimizerConfig(name="adam").lr == 1e-3
+
+
+def test_missing_file_is_a_recipe_error(tmp_path):
+    with pytest.raises(RecipeError) as info:
+        load_recipe(tmp_path / "nope.yaml")
+    assert isinstance(info.value, UserError)
+    assert "no such recipe file" in info.value.messages[0]
+
+
+def test_unknown_key_in_a_file_written_by_a_user(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(VALID.replace("samples: 64", "sample: 64"))
+    (message,) = messages_of(path)
+    assert message.startswith(f"{path}:11:37: stages.4.audit.sample: unknown key 'sample'.")
+    assert message.endswith("Did you mean: samples?")
+
+
+def test_cross_field_rules_are_positioned():
+    text = VALID.replace("finetune_epochs: 1", "finetune_epochs: 1, schedule_epochs: 3")
+    text = text.replace("train_subset: 256", "train_subset: 256, holdout: 300")
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(text, "r.yaml")
+    assert [m.split(": ")[0] for m in info.value.messages] == ["r.yaml:4:53", "r.yaml:8:72"]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def test_check_order_rejects_prune_after_quantize():
+    recipe = parse_recipe(VALID)
+    assert check_order(recipe) == ([], [])
+    stages = recipe.stages
+    recipe.stages = [stages[0], stages[2], stages[1], stages[3]]
+    errors, _ = check_order(recipe)
+    assert len(errors) == 1 and "prune before quantizing" in errors[0]
+    assert errors[0].startswith("stages.2.prune: ")
+    recipe.stages = [stages[0], ExportStage(int8=True)]
+    assert "int8 export needs a quantize stage" in check_order(recipe)[0][0]
+
+
+def test_check_against_model():
+    from robust_compress.models import build_model
+
+    model = build_model("builtin:cnn_small")
+    recipe = parse_recipe(VALID, overrides=["stages.2.quantize.weight_bits=3"])
+    recipe.stages[1].ignore = ["features.0", "re:features\\.[0-9]+", "feature.0", "re:nothing.*"]
+    recipe.stages[4].eps_sweep = [0.1, -0.5, 0.0]
+    errors, warnings = check_against_model(recipe, model)
+    assert len(warnings) == 1 and "may" in warnings[0] and "weight_bits" in warnings[0]
+    ignore_errors = [e for e in errors if ".ignore." in e]
+    assert [e.split(":")[0] for e in ignore_errors] == ["stages.1.prune.ignore.2"] + [
+        "stages.1.prune.ignore.3"
+    ]
+    assert "Did you mean: features.0" in ignore_errors[0]
+    assert sum("eps_sweep" in e for e in errors) == 2
+
+
+def test_match_modules():
+    names = ["features", "features.0", "features.1", "head"]
+    assert match_modules(names, "features.0") == ["features.0"]
+    assert match_modules(names, "re:features\\.\\d") == ["features.0", "features.1"]
+    assert match_modules(names, "re:feat") == []
