@@ -44,7 +44,11 @@ def _input_grad(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
 
 
 def fgsm_rs(
-    model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float | None = None,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    alpha: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """FGSM with a random start ("Fast is better than free", Wong et al. 2020).
@@ -71,8 +75,14 @@ def fgsm_rs(
 
 
 def pgd_linf(
-    model: nn.Module, x: Tensor, y: Tensor, eps: float, step: float, steps: int,
-    random_start: bool = True, generator: torch.Generator | None = None,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps: float,
+    step: float,
+    steps: int,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Projected gradient descent under an L-inf constraint (Madry et al. 2018).
 

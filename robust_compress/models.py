@@ -121,8 +121,14 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
         for child_name, child in parent.named_children():
             if isinstance(child, nn.Conv2d):
                 new = nn.Conv2d(
-                    in_channels, child.out_channels, child.kernel_size, child.stride,
-                    child.padding, child.dilation, child.groups, child.bias is not None,
+                    in_channels,
+                    child.out_channels,
+                    child.kernel_size,
+                    child.stride,
+                    child.padding,
+                    child.dilation,
+                    child.groups,
+                    child.bias is not None,
                 )
                 setattr(parent, child_name, new)
                 return
@@ -144,8 +150,9 @@ def _python_factory(target: str, num_classes: int, in_channels: int) -> nn.Modul
             f"{module_name} has no callable {func_name!r}." + suggest(func_name, names)
         )
     params = inspect.signature(factory).parameters
-    kwargs = {k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels))
-              if k in params}
+    kwargs = {
+        k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels)) if k in params
+    }
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{target} returned {type(model).__name__}, not a torch nn.Module.")
@@ -176,8 +183,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise CheckpointError(
             f"{path} is not a state dict (expected a dict of parameter names to tensors). "

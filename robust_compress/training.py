@@ -49,8 +49,7 @@ class TorchPGD:
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Return adversarial examples for ``(x, y)``."""
         step = self.step if self.step is not None else 2.5 * self.eps / self.steps
-        return pgd_linf(model, x, y, self.eps, step, self.steps, self.random_start,
-                        self.generator)
+        return pgd_linf(model, x, y, self.eps, step, self.steps, self.random_start, self.generator)
 
 
 def make_adversary(method: str, eps: float, steps: int = 10, seed: int = 0):
@@ -103,16 +102,25 @@ def lr_factor(schedule: str, progress: float) -> float:
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum over the trainable parameters of ``model``."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
-                           weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.momentum > 0,
+    )
 
 
 BatchHook = Callable[[int, int, float], None]
 
 
 def train(
-    model: nn.Module, data: TensorData, cfg: TrainConfig, adversary=None,
-    on_batch: BatchHook | None = None, on_epoch: Callable[[int, float], None] | None = None,
+    model: nn.Module,
+    data: TensorData,
+    cfg: TrainConfig,
+    adversary=None,
+    on_batch: BatchHook | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
 ) -> nn.Module:
     """Train ``model`` in place, on adversarial examples when ``adversary`` is given.
 
@@ -158,7 +166,10 @@ def train(
 
 
 def evaluate(
-    model: nn.Module, data: TensorData, adversary=None, batch_size: int = 500,
+    model: nn.Module,
+    data: TensorData,
+    adversary=None,
+    batch_size: int = 500,
     on_batch: Callable[[int], None] | None = None,
 ) -> float:
     """Accuracy of ``model`` on ``data``, on adversarial examples when ``adversary`` is given."""

@@ -1,0 +1,5 @@
+"""``python -m robust_compress`` runs the CLI (also under ``torchrun``)."""
+
+from robust_compress.cli import main
+
+main()

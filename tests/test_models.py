@@ -1,0 +1,88 @@
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from robust_compress.errors import CheckpointError, ModelSpecError
+from robust_compress.models import build_model, count_params, load_weights
+
+
+def test_cnn_small_size_and_shape():
+    model = build_model("builtin:cnn_small")
+    assert 100_000 <= count_params(model) <= 300_000
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_unknown_builtin_suggests():
+    with pytest.raises(ModelSpecError, match="Did you mean: cnn_small"):
+        build_model("builtin:cnn_smal")
+
+
+def test_spec_without_prefix_explains_forms():
+    with pytest.raises(ModelSpecError, match="builtin:NAME"):
+        build_model("cnn_small")
+
+
+def test_unknown_prefix():
+    with pytest.raises(ModelSpecError, match="torchvision"):
+        build_model("torchvison:resnet18")
+
+
+def test_torchvision_adapted_to_channels_and_classes():
+    model = build_model("torchvision:resnet18", num_classes=7, in_channels=1)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 7)
+
+
+def test_unknown_torchvision_model_suggests():
+    with pytest.raises(ModelSpecError, match="resnet18"):
+        build_model("torchvision:resnet19")
+
+
+def test_py_factory(tmp_path, monkeypatch):
+    (tmp_path / "my_models.py").write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+        def make(num_classes):
+            return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+        def not_a_model():
+            return 3
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = build_model("py:my_models:make", num_classes=4)
+    assert model(torch.rand(1, 1, 28, 28)).shape == (1, 4)
+    with pytest.raises(ModelSpecError, match="not a torch nn.Module"):
+        build_model("py:my_models:not_a_model")
+    with pytest.raises(ModelSpecError, match="Did you mean: make"):
+        build_model("py:my_models:mak")
+    with pytest.raises(ModelSpecError, match="cannot import"):
+        build_model("py:no_such_module_xyz:make")
+    sys.modules.pop("my_models", None)
+
+
+def test_load_weights_roundtrip(tmp_path):
+    a, b = build_model("builtin:cnn_small"), build_model("builtin:cnn_small")
+    torch.save(a.state_dict(), tmp_path / "w.pt")
+    load_weights(b, tmp_path / "w.pt")
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(a.eval()(x), b.eval()(x))
+
+
+def test_checkpoint_that_is_not_a_state_dict(tmp_path):
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not a state dict"):
+        load_weights(build_model("builtin:cnn_small"), tmp_path / "list.pt")
+
+
+def test_checkpoint_with_pickled_module_is_refused(tmp_path):
+    torch.save(build_model("builtin:cnn_small"), tmp_path / "module.pt")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_weights(build_model("builtin:cnn_small"), tmp_path / "module.pt")
+
+
+def test_checkpoint_of_other_model(tmp_path):
+    torch.save(build_model("builtin:cnn_tiny").state_dict(), tmp_path / "tiny.pt")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_weights(build_model("builtin:cnn_small"), tmp_path / "tiny.pt")
