@@ -195,6 +195,15 @@ class StructuredPruner:
         history = self._base_history + self._pruner.pruning_history()
         set_pruning_record(model, history, list(self._example.shape))
         changed = shapes != {n: tuple(p.shape) for n, p in model.named_parameters()}
+        if not changed and self.ratio > 0:
+            log.warning(
+                "pruning step %d removed no channel%s",
+                self.steps_taken,
+                " (global ranking prunes nothing when scores tie, e.g. bn_scale on an untrained"
+                " model whose BatchNorm scales are all 1)"
+                if self.global_pruning
+                else "",
+            )
         log.info(
             "pruning step %d/%d: %d parameters",
             self.steps_taken,

@@ -122,6 +122,17 @@ def test_cnn_small_round_trips_exactly_in_file_and_memory(tmp_path):
             assert torch.equal(model(x), other(x))
 
 
+def test_two_pruning_rounds_restore_as_one_history():
+    model = small()
+    prune(model, SMALL_X, ratio=0.25)
+    prune(model, SMALL_X, ratio=0.5)  # a second stage on the pruned model
+    assert out_channels(model)["features.0"] == 12
+    restored = restore_pruned(small(), pruned_state(model)).eval()
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), restored(x))
+
+
 def test_restoring_into_the_wrong_model_is_a_checkpoint_error(tmp_path):
     model = small()
     prune(model, SMALL_X, ratio=0.5)
