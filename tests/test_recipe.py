@@ -285,3 +285,26 @@ def test_match_modules():
     assert match_modules(names, "features.0") == ["features.0"]
     assert match_modules(names, "re:features\\.\\d") == ["features.0", "features.1"]
     assert match_modules(names, "re:feat") == []
+
+
+# ----------------------------------------------------------------------------- docs
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "recipes.md"
+
+
+def test_docs_example_recipe_is_valid():
+    text = DOCS.read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    recipe = parse_recipe(example, "docs/recipes.md")
+    assert [s.kind for s in recipe.stages] == ["train", "prune", "quantize", "export", "audit"]
+
+
+def test_docs_list_every_field():
+    from robust_compress.recipe_schema import DataConfig, ModelConfig, ThreatConfig
+
+    text = DOCS.read_text()
+    models = [Recipe, ModelConfig, DataConfig, ThreatConfig, AdversaryConfig, OptimizerConfig]
+    for model in [*models, *STAGE_TYPES.values()]:
+        for field in model.model_fields:
+            assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not documented"
