@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from robust_compress.cli_common import Bars, guarded, out, setup_logging
+from robust_compress.cli_common import Bars, guarded, setup_logging
+from robust_compress.cli_common import out as stdout
 
 app = typer.Typer(
     add_completion=False,
@@ -72,11 +73,65 @@ def train(
     start = time.perf_counter()
     with Bars(quiet) as bars:
         result = run_train_job(job, bars)
-    out.print(
+    stdout.print(
         f"clean accuracy {result['clean']:.2%} on {result['n_test']} test images; "
         f"PGD-{eval_steps} accuracy {result['robust']:.2%} (L-inf eps {eps}, step 0.01, random "
         f"start) on {result['n_test']}; elapsed {time.perf_counter() - start:.0f} s"
     )
+
+
+@app.command()
+@guarded
+def run(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    out: Annotated[Path | None, Opt(help="Run folder (default runs/<recipe name>).")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a field: a.b=value.")] = None,
+    resume: Annotated[bool, Opt(help="Continue the run in --out from its last checkpoint.")] = (
+        False
+    ),
+    force: Annotated[bool, Opt(help="Start over, deleting the previous run in --out.")] = False,
+    quiet: Annotated[bool, Opt(help="Logs only, no progress bars.")] = False,
+) -> None:
+    """Run a recipe: train, prune, quantize, export and audit, into a run folder."""
+    from robust_compress.cli_run import run_recipe
+    from robust_compress.report import summary_table
+
+    report = run_recipe(recipe, out, set_ or [], resume, force, quiet)
+    stdout.print(summary_table(report), markup=False)
+
+
+@app.command()
+@guarded
+def validate(
+    recipe: Annotated[Path, typer.Argument(help="The recipe YAML file.")],
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a field: a.b=value.")] = None,
+) -> None:
+    """Check a recipe (schema, stage order, fit to its model) without running it."""
+    from robust_compress.cli_run import validate_recipe
+
+    for line in validate_recipe(recipe, set_ or []):
+        stdout.print(line, markup=False)
+
+
+@app.command()
+@guarded
+def schema() -> None:
+    """Print the JSON Schema of recipes."""
+    import json
+
+    from robust_compress.recipe import recipe_json_schema
+
+    print(json.dumps(recipe_json_schema(), indent=2))
+
+
+@app.command(name="list")
+@guarded
+def list_() -> None:
+    """List models, datasets, attacks, importance criteria and stages."""
+    from robust_compress.cli_run import catalogue
+
+    for kind, names in catalogue().items():
+        stdout.print(f"[bold]{kind}[/]: {', '.join(names)}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robust_compress.attacks import correct, fgsm_rs, pgd_linf
+from robust_compress.attacks import correct, fgsm_rs, frozen_for_attack, pgd_linf
 from robust_compress.data import TensorData
 from robust_compress.errors import RunError, UserError
 
@@ -114,6 +114,103 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 BatchHook = Callable[[int, int, float], None]
 
 
+@dataclass
+class Trades:
+    """TRADES loss (Zhang et al. 2019), with its inner maximisation in our own loop.
+
+    The loss is the clean cross-entropy plus ``beta`` times the KL divergence between the
+    predictions on clean and on adversarial inputs; the adversarial inputs maximise that KL
+    with ``steps`` signed steps of ``step`` inside the L-inf ``eps`` ball.
+    """
+
+    eps: float
+    step: float
+    steps: int = 7
+    beta: float = 6.0
+
+    def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """Return the TRADES loss of ``model`` (in train mode) on the batch."""
+        with frozen_for_attack(model):
+            p_clean = F.softmax(model(x), dim=1)
+            x_adv = (x + 0.001 * torch.randn_like(x)).clamp(0, 1)
+            for _ in range(self.steps):
+                x_adv = x_adv.detach().requires_grad_(True)
+                kl = F.kl_div(F.log_softmax(model(x_adv), 1), p_clean, reduction="sum")
+                (grad,) = torch.autograd.grad(kl, x_adv)
+                x_adv = x_adv + self.step * grad.sign()
+                x_adv = torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0, 1)
+        logits = model(x)
+        robust = F.kl_div(
+            F.log_softmax(model(x_adv.detach()), 1), F.softmax(logits, 1), reduction="batchmean"
+        )
+        return F.cross_entropy(logits, y) + self.beta * robust
+
+
+def batch_loss(model: nn.Module, x: Tensor, y: Tensor, adversary=None) -> Tensor:
+    """Training loss on one batch: TRADES, cross-entropy on adversarial examples, or clean."""
+    if isinstance(adversary, Trades):
+        return adversary.loss(model, x, y)
+    if adversary is not None:
+        x = adversary.perturb(model, x, y)
+    return F.cross_entropy(model(x), y)
+
+
+def train_epoch(
+    model: nn.Module,
+    data: TensorData,
+    opt: torch.optim.Optimizer,
+    *,
+    batch_size: int,
+    seed: int,
+    lr_at: Callable[[int], float],
+    adversary=None,
+    on_batch=None,
+    epoch: int = 0,
+    where: str = "training",
+) -> float:
+    """Run one epoch of (adversarial) training and return the mean loss.
+
+    Args:
+        model: The model, trained in place.
+        data: Training data, shuffled with ``seed``.
+        opt: The optimizer over ``model``'s parameters.
+        batch_size: Examples per step.
+        seed: Seed of this epoch's data order.
+        lr_at: Learning rate for the batch index within this epoch.
+        adversary: ``perturb(model, x, y)``, a :class:`Trades`, or None.
+        on_batch: Called as ``on_batch(epoch, batch, loss)`` after each step.
+        epoch: The epoch number, for hooks and messages.
+        where: Names the stage in the message of a non-finite loss.
+
+    Raises:
+        RunError: The loss or a weight became NaN or infinite.
+    """
+    model.train()
+    total = 0.0
+    n = 0
+    for b, (x, y) in enumerate(data.batches(batch_size, True, seed)):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(b)
+        loss = batch_loss(model, x, y, adversary)
+        if not torch.isfinite(loss):
+            raise RunError(f"{where}: loss is {loss.item()} at epoch {epoch}, batch {b}.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item()
+        n += 1
+        if on_batch:
+            on_batch(epoch, b, loss.item())
+    _check_finite_weights(model, where, epoch)
+    return total / max(n, 1)
+
+
+def _check_finite_weights(model: nn.Module, where: str, epoch: int) -> None:
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise RunError(f"{where}: parameter {name} is not finite after epoch {epoch}.")
+
+
 def train(
     model: nn.Module,
     data: TensorData,
@@ -128,39 +225,37 @@ def train(
         model: The model to train.
         data: Training data.
         cfg: Optimisation options.
-        adversary: Object with ``perturb(model, x, y)``, or None for natural training.
+        adversary: Object with ``perturb(model, x, y)``, a :class:`Trades`, or None.
         on_batch: Called as ``on_batch(epoch, batch, loss)`` after each step.
         on_epoch: Called as ``on_epoch(epoch, mean_loss)`` after each epoch.
 
     Returns:
-        The trained model.
+        The trained model, in eval mode.
 
     Raises:
         RunError: The loss became NaN or infinite.
     """
     opt = make_optimizer(model, cfg)
-    total = cfg.epochs * data.num_batches(cfg.batch_size)
-    step = 0
+    per_epoch = data.num_batches(cfg.batch_size)
+    total = cfg.epochs * per_epoch
     for epoch in range(cfg.epochs):
-        model.train()
-        losses = []
-        for b, (x, y) in enumerate(data.batches(cfg.batch_size, True, cfg.seed + epoch)):
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg.schedule, step / total)
-            if adversary is not None:
-                x = adversary.perturb(model, x, y)
-            loss = F.cross_entropy(model(x), y)
-            if not torch.isfinite(loss):
-                raise RunError(f"training loss is {loss.item()} at epoch {epoch}, batch {b}.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            step += 1
-            if on_batch:
-                on_batch(epoch, b, losses[-1])
+
+        def lr_at(b: int, epoch: int = epoch) -> float:
+            return cfg.lr * lr_factor(cfg.schedule, (epoch * per_epoch + b) / total)
+
+        loss = train_epoch(
+            model,
+            data,
+            opt,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed + epoch,
+            lr_at=lr_at,
+            adversary=adversary,
+            on_batch=on_batch,
+            epoch=epoch,
+        )
         if on_epoch:
-            on_epoch(epoch, sum(losses) / len(losses))
+            on_epoch(epoch, loss)
     model.eval()
     return model
 

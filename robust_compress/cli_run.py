@@ -1,0 +1,97 @@
+"""What the ``run``, ``validate`` and ``list`` commands do, apart from parsing options."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from robust_compress.cli_common import Bars, setup_logging
+from robust_compress.errors import UserError
+
+log = logging.getLogger(__name__)
+RESOLVED = "recipe.resolved.yaml"
+
+
+def _distributed_rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def run_recipe(
+    path: Path, out: Path | None, overrides: list[str], resume: bool, force: bool, quiet: bool
+) -> dict:
+    """Validate ``path``, prepare the run folder, run every stage and return the report."""
+    from robust_compress.cli_hooks import ProgressHooks
+    from robust_compress.engine import Session
+    from robust_compress.recipe import dump_resolved, load_recipe, parse_recipe
+    from robust_compress.recipe_checks import check_order
+    from robust_compress.runfolder import RunFolder
+
+    if resume and force:
+        raise UserError("--resume and --force contradict each other; pass one of them.")
+    recipe = load_recipe(path, overrides)
+    errors, warnings = check_order(recipe)
+    if errors:
+        raise UserError("; ".join(errors))
+    folder = RunFolder(out or Path("runs") / recipe.name, resume=resume, force=force)
+    setup_logging(quiet, str(folder.path / "run.log"))
+    for w in warnings:
+        log.warning("%s", w)
+    resolved = folder.path / RESOLVED
+    if resume and resolved.exists():
+        _check_same_recipe(resolved, dump_resolved(recipe), parse_recipe)
+    folder.write_text(RESOLVED, dump_resolved(recipe))
+    log.info("run folder %s", folder.path)
+    with Bars(quiet) as bars:
+        session = Session(recipe, folder, hooks=ProgressHooks(bars))
+        session.setup()
+        return session.run(resume=resume)
+
+
+def _check_same_recipe(resolved: Path, now: str, parse_recipe) -> None:
+    before = parse_recipe(resolved.read_text(), source=str(resolved))
+    if before != parse_recipe(now, source="<recipe>"):
+        raise UserError(
+            f"the recipe differs from the one this run started with ({resolved}); resume with "
+            "the same recipe and --set values, or start over with --force."
+        )
+
+
+def validate_recipe(path: Path, overrides: list[str]) -> list[str]:
+    """Validate a recipe and check it against its model; return lines to print."""
+    from robust_compress.models import build_model
+    from robust_compress.recipe import load_recipe
+    from robust_compress.recipe_checks import check_against_model, check_order
+
+    recipe = load_recipe(path, overrides)
+    errors, warnings = check_order(recipe)
+    channels = 3 if recipe.model.spec.startswith("torchvision:") else 1
+    model = build_model(recipe.model.spec, 10, channels)
+    more_errors, more_warnings = check_against_model(recipe, model)
+    errors, warnings = errors + more_errors, warnings + more_warnings
+    if errors:
+        raise UserError(f"{path}: " + "; ".join(errors))
+    lines = [f"{path}: warning: {w}" for w in warnings]
+    kinds = ", ".join(s.kind for s in recipe.stages)
+    return [*lines, f"{path}: ok ({recipe.name}: {len(recipe.stages)} stages: {kinds})"]
+
+
+def catalogue() -> dict[str, list[str]]:
+    """Names a recipe can use, by kind (read without importing any adapter's library)."""
+    from robust_compress.data import DATASETS
+    from robust_compress.models import BUILTINS
+    from robust_compress.recipe_schema import STAGE_TYPES, AdversaryConfig, AuditStage, PruneStage
+
+    def literal(model, field):
+        return list(model.model_fields[field].annotation.__args__)
+
+    return {
+        "models": [f"builtin:{n}" for n in BUILTINS.names()] + ["torchvision:NAME", "py:mod:fn"],
+        "datasets": DATASETS.names(),
+        "attacks (training)": literal(AdversaryConfig, "attack"),
+        "attacks (audit)": sorted({a for a in AuditStage().attacks}),
+        "importance criteria": literal(PruneStage, "importance"),
+        "prune methods": literal(PruneStage, "method"),
+        "stages": list(STAGE_TYPES),
+        "train methods": ["natural", "fgsm_rs", "pgd", "trades"],
+    }

@@ -1,0 +1,60 @@
+"""The ``audit`` stage: the adversarial audit of the final model (and of the dense one)."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def audit_options(session, stage) -> dict:
+    """Keyword arguments of :func:`robust_compress.audit.run_audit` from the stage block."""
+    return {
+        "eps": session.recipe.threat.eps,
+        "norm": session.recipe.threat.norm,
+        "attacks": list(stage.attacks),
+        "samples": stage.samples,
+        "pgd_steps": stage.pgd_steps,
+        "pgd_restarts": stage.pgd_restarts,
+        "square_queries": stage.square_queries,
+        "eps_sweep": list(stage.eps_sweep),
+        "sanity_checks": stage.sanity_checks,
+        "batch_size": stage.batch_size,
+        "seed": session.recipe.seed,
+    }
+
+
+def run(session, stage, label: str) -> None:
+    """Audit the final model, and the dense snapshot when the run compressed the model."""
+    from robust_compress.audit import run_audit
+
+    options = audit_options(session, stage)
+    results = {}
+    out = session.out.path / "audit" if session.out is not None else None
+    session.hooks.on_stage_start(label, 0, 0)
+    results["final"] = run_audit(
+        session.model, session.test_data, out_dir=out and out / "final", **options
+    )
+    if session.dense_state is not None:
+        results["dense"] = run_audit(
+            session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
+        )
+    for name, result in results.items():
+        for check in result.get("checks", []):
+            if not check.get("passed", True):
+                session.hooks.on_message(
+                    f"AUDIT CHECK FAILED ({name}): {check['name']}: {check.get('detail', '')}"
+                )
+    session.extra["audit"] = {**results, "markdown": _markdown(results)}
+    if session.out is not None:
+        for path in sorted(out.rglob("*")) if out.exists() else []:
+            if path.is_file():
+                session.out.record(path)
+
+
+def _markdown(results: dict) -> str:
+    parts = ["## Adversarial audit"]
+    for name in ("final", "dense"):
+        if name in results and results[name].get("markdown"):
+            parts += ["", f"### {name} model", "", results[name]["markdown"]]
+    return "\n".join(parts)

@@ -1,0 +1,83 @@
+"""The epoch loop shared by the train, prune (fine-tuning) and quantize (QAT) stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from robust_compress.training import lr_factor, train_epoch
+
+
+def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """Build the optimizer a recipe's ``optimizer`` block asks for, over ``model``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=cfg.momentum > 0,
+    )
+
+
+def fit(
+    session,
+    label: str,
+    epochs: int,
+    opt_cfg,
+    schedule: str,
+    adversary,
+    before_epoch: Callable[[int], bool] | None = None,
+) -> None:
+    """Train ``session.model`` for the stage's remaining epochs, checkpointing after each.
+
+    Args:
+        session: The running :class:`~robust_compress.engine.Session`; its ``epoch`` says
+            where to start (non-zero after ``--resume``).
+        label: The stage's label, for hooks and messages.
+        epochs: Epochs of this stage in all.
+        opt_cfg: The stage's optimizer block.
+        schedule: Learning-rate schedule name.
+        adversary: ``perturb(model, x, y)``, a TRADES loss, or None.
+        before_epoch: Called with the epoch number before it runs; returning True means
+            parameter shapes changed, so the optimizer is rebuilt.
+    """
+    data, bs = session.train_data, session.recipe.data.batch_size
+    per_epoch = data.num_batches(bs)
+    session.hooks.on_stage_start(label, epochs, per_epoch)
+    opt = make_optimizer(session.model, opt_cfg)
+    saved = session.extra.pop("optimizer_state", None)
+    if saved is not None and session.epoch > 0:
+        opt.load_state_dict(saved)
+    for epoch in range(session.epoch, epochs):
+        start = time.perf_counter()
+        if before_epoch is not None and before_epoch(epoch):
+            opt = make_optimizer(session.model, opt_cfg)
+
+        def lr_at(b: int, epoch: int = epoch) -> float:
+            return opt_cfg.lr * lr_factor(schedule, (epoch * per_epoch + b) / (epochs * per_epoch))
+
+        loss = train_epoch(
+            session.model,
+            data,
+            opt,
+            batch_size=bs,
+            lr_at=lr_at,
+            adversary=adversary,
+            seed=session.recipe.seed * 7919 + session.stage_index * 101 + epoch,
+            epoch=epoch,
+            where=f"stage {label}",
+            on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
+        )
+        session.epoch = epoch + 1
+        session.hooks.on_epoch(label, epoch, {"loss": loss})
+        session.extra["partial_seconds"] = (
+            session.extra.get("partial_seconds", 0.0) + time.perf_counter() - start
+        )
+        session.checkpoint(opt)
+    session.model.eval()

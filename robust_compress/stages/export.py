@@ -1,0 +1,54 @@
+"""The ``export`` stage: fp32 (pruned) and int8 ONNX files, parity and latency."""
+
+from __future__ import annotations
+
+import logging
+
+from robust_compress.errors import UserError
+
+log = logging.getLogger(__name__)
+PARITY_SAMPLES = 512
+
+
+def run(session, stage, label: str) -> None:
+    """Export the float model and, when quantized, the int8 model; check and time them."""
+    from robust_compress.adapters import ort_runtime as ort
+
+    if session.out is None:
+        raise UserError(f"stage {label}: export needs a run folder (--out DIR).")
+    int8 = session.quant_config is not None if stage.int8 == "auto" else stage.int8
+    if int8 and session.quant_config is None:
+        raise UserError(f"stage {label}: int8 export needs a quantize stage before it.")
+    folder, x = session.out.path, session.test_data.x[:PARITY_SAMPLES]
+    example = session.example(1)
+    paths = {"dense": ort.export_onnx(session.dense_model(), folder / "model.dense.onnx", example)}
+    info: dict = {}
+    if stage.fp32:
+        path = ort.export_onnx(session.float_reference(), folder / "model.onnx", example)
+        paths["fp32"] = path
+        info["fp32"] = {
+            "path": path.name,
+            "parity_max_abs": ort.parity_max_abs(session.float_reference(), path, x),
+        }
+    if int8:
+        path = _export_int8(session, folder / "model.int8.onnx", example)
+        paths["int8"] = path
+        info["int8"] = {
+            "path": path.name,
+            "top1_agreement": ort.top1_agreement(session.model, path, x),
+        }
+    latency = ort.measure_latency(paths, batch_sizes=(1, 64), warmup=10, iters=60, threads=1)
+    for name, path in paths.items():
+        session.out.record(path)
+        entry = info.setdefault(name, {"path": path.name})
+        entry["bytes"] = path.stat().st_size
+        entry["latency_ms"] = latency[name][1]["median_ms"]
+        entry["latency_ms_batch64"] = latency[name][64]["median_ms"]
+    info["latency_note"] = "ONNX Runtime CPU, 1 thread, median of 60 interleaved runs"
+    session.extra["onnx"] = info
+
+
+def _export_int8(session, path, example):
+    from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
+
+    return BrevitasQuantizer(**session.quant_config).export(session.model, path, example)

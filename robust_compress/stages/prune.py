@@ -1,0 +1,103 @@
+"""The ``prune`` stage: structured pruning (one-shot or spread over epochs), then fine-tuning."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from robust_compress.errors import UserError
+from robust_compress.stages.common import fit
+
+log = logging.getLogger(__name__)
+
+
+def make_pruner(session, index: int, stage, ratio: float | None = None, steps: int | None = None):
+    """Build the Torch-Pruning adapter for a prune stage (not yet prepared)."""
+    from robust_compress.adapters.tp_pruner import StructuredPruner
+    from robust_compress.recipe_schema import AdversaryConfig
+
+    if stage.method != "magnitude":
+        raise UserError(
+            f"prune method {stage.method!r} is not available yet; use method: magnitude with an "
+            "importance criterion (l1, l2, taylor, robust_taylor, bn_scale, lamp, random)."
+        )
+    adversary = None
+    if stage.importance == "robust_taylor":
+        cfg = stage.adversary or AdversaryConfig(attack="pgd").resolved(session.recipe.threat.eps)
+        adversary = session.adversary_for(index, cfg)
+    bs = session.recipe.data.batch_size
+    seed = session.recipe.seed + index
+    return StructuredPruner(
+        stage.importance,
+        stage.ratio if ratio is None else ratio,
+        stage.steps if steps is None else steps,
+        global_pruning=stage.global_pruning,
+        ignore=stage.ignore,
+        round_to=stage.round_to,
+        adversary=adversary,
+        batches=lambda: session.train_data.batches(bs, shuffle=True, seed=seed),
+        grad_batches=stage.grad_batches,
+        seed=seed,
+    )
+
+
+def steps_due(stage, epoch: int) -> int:
+    """Pruning steps that must have been taken before ``epoch`` starts."""
+    if stage.schedule_epochs == 0:
+        return stage.steps
+    return min(stage.steps, math.ceil(stage.steps * (epoch + 1) / stage.schedule_epochs))
+
+
+class _Schedule:
+    """Takes the pruner's steps as the stage's schedule says, also after a resume."""
+
+    def __init__(self, session, stage):
+        self.session, self.stage = session, stage
+        self.index = session.stage_index
+        self.taken = session.extra.get("prune_steps_taken", 0) if session.epoch else 0
+        self.pruner = None
+
+    def _prepare(self) -> None:
+        stage, taken = self.stage, self.taken
+        ratio, steps = stage.ratio, stage.steps
+        if taken:  # resumed part-way: prune the rest, relative to the current model
+            kept_now = 1 - stage.ratio * taken / stage.steps
+            ratio, steps = 1 - (1 - stage.ratio) / kept_now, stage.steps - taken
+            log.info("resuming the pruning schedule: %d step(s) left", steps)
+        self.pruner = make_pruner(self.session, self.index, stage, ratio, steps)
+        self.pruner.prepare(self.session.model, self.session.example())
+
+    def advance(self, epoch: int) -> bool:
+        """Take the steps due before ``epoch``; True when shapes changed."""
+        changed = False
+        while self.taken < steps_due(self.stage, epoch):
+            if self.pruner is None:
+                self._prepare()
+            changed |= self.pruner.step()
+            self.taken += 1
+            self.session.extra["prune_steps_taken"] = self.taken
+        if changed:
+            self.session.extra["prune_report"] = self.pruner.report()
+        return changed
+
+
+def run(session, stage, label: str) -> None:
+    """Prune ``session.model`` and fine-tune it (adversarially when an adversary is set)."""
+    if session.quant_config is not None:
+        raise UserError(f"stage {label}: cannot prune a quantized model; prune before quantizing.")
+    session.snapshot_dense()
+    schedule = _Schedule(session, stage)
+    epochs = max(stage.finetune_epochs, stage.schedule_epochs)
+    if epochs == 0:
+        schedule.advance(0)
+        return
+    adversary = session.adversary_for(session.stage_index, stage.adversary)
+    fit(
+        session,
+        label,
+        epochs,
+        stage.optimizer,
+        stage.lr_schedule,
+        adversary,
+        before_epoch=schedule.advance,
+    )
