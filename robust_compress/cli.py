@@ -134,6 +134,15 @@ def list_() -> None:
         stdout.print(f"[bold]{kind}[/]: {', '.join(names)}")
 
 
+def _register_more_commands() -> None:
+    from robust_compress import cli_audit
+
+    cli_audit.register(app)
+
+
+_register_more_commands()
+
+
 def main() -> None:
     """Entry point of the ``robust-compress`` console script."""
     app()
