@@ -112,10 +112,10 @@ def _check_stage(parts: Path, stages: Any) -> tuple[str | None, str]:
 
 def _assign(data: dict[str, Any], path: Path, value: Any) -> None:
     node: Any = data
-    for part in path[:-1]:
+    for part, following in zip(path[:-1], path[1:], strict=True):
         child = node[part] if isinstance(node, list) else node.get(part)
-        if not isinstance(child, dict | list):
-            child = {}
+        if isinstance(following, str) and not isinstance(child, dict):
+            child = {}  # check_path allowed it, so a mapping belongs here
             node[part] = child
         node = child
     node[path[-1]] = value

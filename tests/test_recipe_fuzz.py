@@ -209,3 +209,55 @@ def test_alias_bomb_is_stopped():
         assert len(exc.messages) == 1 and "too many aliases" in exc.messages[0]
     else:
         raise AssertionError("an alias bomb was accepted")
+
+
+OVERRIDE_PATHS = [
+    "name",
+    "seed",
+    "args.eps",
+    "args.new",
+    "threat",
+    "threat.eps",
+    "data.batch_size",
+    "stages",
+    "stages.0",
+    "stages.0.train",
+    "stages.0.train.epochs",
+    "stages.0.train.adversary.steps",
+    "stages.1.prune.ratio",
+    "stages.1.prune.ignore.0",
+    "stages.4.audit.attacks",
+    "stages.9.x",
+    "stages.0.prune.ratio",
+    "model.spec.x",
+    "nope",
+    "args.a.b",
+    "stages.x",
+]
+
+OVERRIDE_VALUES = ["", "=", "=1", "=x", "=[pgd]", "={a: 1}", "=!!python/name:os", "=${eps}", "=0.3"]
+
+
+@settings(max_examples=max(100, EXAMPLES // 5), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(OVERRIDE_PATHS) | st.text(max_size=15),
+            st.sampled_from(
+                ["", "=", "=1", "=x", "=[pgd]", "={a: 1}", "=!!python/name:os", "=${eps}"]
+            )
+            | st.text(max_size=10),
+        ).map("".join),
+        max_size=4,
+    )
+)
+def test_random_overrides_fail_cleanly(overrides):
+    text = yaml.safe_dump(BASE, sort_keys=False)
+    try:
+        recipe = parse_recipe(text, source=SOURCE, overrides=overrides)
+    except RecipeError as exc:
+        assert exc.messages
+        for message in exc.messages:
+            assert POSITIONED.match(message) or message.startswith("--set "), message
+        return
+    assert parse_recipe(dump_resolved(recipe)) == recipe
