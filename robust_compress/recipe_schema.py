@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -48,6 +49,17 @@ def _int8_mode(value: Any) -> Any:
     return value
 
 
+def _check_pattern(pattern: str) -> str:
+    if pattern.startswith("re:"):
+        try:
+            re.compile(pattern[3:])
+        except (re.error, RecursionError, OverflowError) as exc:
+            msg = " ".join(f"invalid regular expression {pattern!r}: {exc}".split())
+            raise PydanticCustomError("regex", "{message}", {"message": msg}) from None
+    return pattern
+
+
+Pattern = Annotated[str, AfterValidator(_check_pattern)]
 Scalar = Annotated[
     Any,
     BeforeValidator(_scalar),
@@ -122,7 +134,7 @@ class ModelConfig(BaseModel):
             )
         if prefix not in MODEL_PREFIXES:
             msg = f"unknown model spec prefix {prefix!r}." + suggest(prefix, MODEL_PREFIXES)
-            raise PydanticCustomError("model_spec", msg.replace("{", "{{").replace("}", "}}"))
+            raise PydanticCustomError("model_spec", "{message}", {"message": msg})
         if prefix == "py" and rest.count(":") != 1:
             raise PydanticCustomError("model_spec", "expected py:package.module:function")
         return spec
@@ -194,7 +206,7 @@ class PruneStage(BaseStage):
     ratio: float = Field(gt=0, lt=1)
     steps: int = Field(1, ge=1)
     global_pruning: bool = False
-    ignore: list[str] = Field(default_factory=list)
+    ignore: list[Pattern] = Field(default_factory=list)
     round_to: int | None = Field(None, ge=1)
     schedule_epochs: int = Field(0, ge=0)
     finetune_epochs: int = Field(0, ge=0)
@@ -202,18 +214,6 @@ class PruneStage(BaseStage):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     lr_schedule: LrSchedule = "cosine"
     grad_batches: int = Field(4, ge=1)
-
-    @field_validator("ignore")
-    @classmethod
-    def _check_patterns(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            if pattern.startswith("re:"):
-                try:
-                    re.compile(pattern[3:])
-                except (re.error, RecursionError, OverflowError) as exc:
-                    msg = f"invalid regular expression {pattern!r}: {exc}"
-                    raise PydanticCustomError("regex", " ".join(msg.split())) from None
-        return patterns
 
 
 class QuantizeStage(BaseStage):

@@ -96,6 +96,7 @@ EXPECTED_FIRST = {
     "stage_not_mapping": (6, 5, "stages.1", "- audit: {}"),
     "recursive_alias": (4, 9, "stages.1", "recursion"),
     "multiple_documents": (6, 1, "yaml", "single document"),
+    "bad_ignore_regex": (7, 30, "stages.0.prune.ignore.1", "invalid regular expression"),
 }
 
 
