@@ -161,11 +161,11 @@ class Session:
             record = self.measure(label, stage.kind)
             record["seconds"] = seconds_before + time.perf_counter() - start
             self.records.append(record)
-            self.hooks.on_stage_end(label, record)
             self.stage_index += 1
             self.epoch = 0
             self.extra["partial_seconds"] = 0.0
             self.checkpoint()
+            self.hooks.on_stage_end(label, record)
         return write_report(self)
 
     def checkpoint(
