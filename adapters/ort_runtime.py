@@ -8,6 +8,7 @@ optimizations (``ORT_ENABLE_ALL``), which is what fuses a QCDQ int8 graph into i
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import tempfile
@@ -241,3 +242,54 @@ def _summary(ms: list[float]) -> dict:
     ordered = sorted(ms)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
     return {"median_ms": statistics.median(ordered), "p90_ms": p90, "iters": len(ordered)}
+
+
+def runtime_versions() -> dict[str, str]:
+    """Versions of ``onnxruntime`` and ``onnx``, for reports."""
+    return {"onnxruntime": ort.__version__, "onnx": onnx.__version__}
+
+
+def node_times(path: Path, batch: int = 1, runs: int = 200, threads: int = 1) -> list[dict]:
+    """Median kernel time of each node ONNX Runtime runs for ``path``, from its profiler.
+
+    Shows where the time of a small model goes: at batch 1 every node costs a few
+    microseconds however little it computes, so extra Quantize/Transpose nodes can outweigh
+    cheaper integer arithmetic.
+
+    Args:
+        path: The ONNX file.
+        batch: Batch size of the random input.
+        runs: Profiled runs (the first run is left out).
+        threads: Intra-op threads.
+
+    Returns:
+        One ``{"node", "op", "median_us"}`` per node of the optimized graph, in run order.
+    """
+    shape = OrtPredictor(path).input_shape
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = _session_options(threads, None)
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        feed = {
+            session.get_inputs()[0].name: np.random.default_rng(0).random(
+                (batch, *shape), dtype=np.float32
+            )
+        }
+        for _ in range(runs + 1):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    times: dict[str, list[float]] = {}
+    ops: dict[str, str] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            times.setdefault(event["name"], []).append(float(event["dur"]))
+            ops[event["name"]] = event["args"].get("op_name", "?")
+    return [
+        {
+            "node": name.removesuffix("_kernel_time"),
+            "op": ops[name],
+            "median_us": statistics.median(durs[1:] or durs),
+        }
+        for name, durs in times.items()
+    ]

@@ -3,15 +3,17 @@ import importlib.util
 
 import pytest
 import torch
+
 from robust_compress.adapters.ort_runtime import (
     OrtPredictor,
     export_onnx,
     measure_latency,
+    node_times,
     optimized_op_types,
     parity_max_abs,
+    runtime_versions,
     top1_agreement,
 )
-
 from robust_compress.errors import UserError
 
 
@@ -92,6 +94,13 @@ def test_measure_latency_reports_each_model_and_batch(fp32_onnx):
             assert 0 < stats["median_ms"] <= stats["p90_ms"]
     with pytest.raises(UserError):
         measure_latency({}, iters=1)
+
+
+def test_node_times_cover_the_optimized_graph(fp32_onnx):
+    rows = node_times(fp32_onnx, batch=2, runs=5)
+    assert sum(optimized_op_types(fp32_onnx).values()) == len(rows)
+    assert all(r["median_us"] >= 0 and r["op"] for r in rows)
+    assert set(runtime_versions()) == {"onnxruntime", "onnx"}
 
 
 @pytest.mark.skipif(
