@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import Tensor, nn
+
 from robust_compress.adapters.art_engine import (
     AttackSpec,
     Binding,
@@ -35,8 +37,6 @@ from robust_compress.adapters.art_engine import (
     build_runner,
 )
 from robust_compress.adapters.art_state import preserved_model_state, seeded_rngs
-from torch import Tensor, nn
-
 from robust_compress.errors import UserError, suggest
 
 ATTACKS: tuple[str, ...] = ("fgsm", "fgsm_rs", "pgd", "apgd_ce", "apgd_dlr", "square")

@@ -3,13 +3,9 @@
 Everything here speaks ART (numpy arrays, one-hot labels, estimator objects); the public
 module :mod:`robust_compress.adapters.art_adversary` speaks only torch tensors.
 
-Overhead notes for ART 1.20.1 (read from its source):
+Notes on ART 1.20.1 (read from its source; PGD's overhead is in
+:mod:`robust_compress.adapters.art_pgd`):
 
-- ``ProjectedGradientDescentPyTorch.generate`` ends with
-  ``logger.info("Success rate ...", compute_success(...))``: the argument is evaluated whatever
-  the log level, i.e. two extra forward passes over the batch per call. ``TensorPGD`` below
-  calls the class's per-batch routine ``_generate_batch`` on torch tensors instead, which also
-  skips the numpy round trip, the DataLoader and the label conversion.
 - ``PyTorchClassifier(preprocessing=(0, 1))`` (the default) runs a standardisation op on every
   gradient call; ``preprocessing=None`` skips it.
 - ``FastGradientMethod`` ignores ``eps_step`` unless ``minimal=True``: it always steps ``eps``.
@@ -28,22 +24,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from art.attacks.evasion import (
     AutoProjectedGradientDescent,
     FastGradientMethod,
-    ProjectedGradientDescentPyTorch,
     SquareAttack,
 )
 from art.estimators.classification import BlackBoxClassifierNeuralNetwork, PyTorchClassifier
 from torch import Tensor, nn
 
+from robust_compress.adapters.art_pgd import ART_NORMS, Runner, TensorPGD
 from robust_compress.errors import UserError
 
 log = logging.getLogger(__name__)
-
-Runner = Callable[[Tensor, Tensor], Tensor]
-ART_NORMS = {"linf": np.inf, "l2": 2}
 
 
 @dataclass(frozen=True)
@@ -58,44 +50,6 @@ class AttackSpec:
     restarts: int
     queries: int
     batch_size: int
-
-
-class TensorPGD(ProjectedGradientDescentPyTorch):
-    """ART's PyTorch PGD driven on torch tensors, without the success-rate log line's passes."""
-
-    def generate_tensor(self, x: Tensor, y: Tensor) -> Tensor:
-        """Adversarial examples for ``x`` (float32, [0, 1]) and integer labels ``y``.
-
-        With several random restarts, an example keeps the first restart that fools the model;
-        later restarts attack only the examples still classified correctly.
-        """
-        out = torch.empty_like(x)
-        for i in range(0, len(x), self.batch_size):
-            out[i : i + self.batch_size] = self._restarts(
-                x[i : i + self.batch_size], y[i : i + self.batch_size]
-            )
-        return out
-
-    def _restarts(self, x: Tensor, y: Tensor) -> Tensor:
-        best = self._once(x, y)
-        for _ in range(1, max(1, self.num_random_init)):
-            robust = self._correct(best, y)
-            if not robust.any():
-                break
-            cand = self._once(x[robust], y[robust])
-            fooled = ~self._correct(cand, y[robust])
-            idx = robust.nonzero().squeeze(1)[fooled]
-            best[idx] = cand[fooled]
-        return best
-
-    def _once(self, x: Tensor, y: Tensor) -> Tensor:
-        onehot = F.one_hot(y, self.estimator.nb_classes).to(torch.float32)
-        adv = self._generate_batch(x, onehot, None, self.eps, self.eps_step)
-        return torch.from_numpy(adv)
-
-    def _correct(self, x: Tensor, y: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.estimator.model(x).argmax(1) == y
 
 
 def pytorch_classifier(
@@ -251,40 +205,3 @@ def bind(spec: AttackSpec, model: nn.Module, x: Tensor) -> Binding:
     return Binding(
         model, tuple(model.parameters()), input_shape, clf.nb_classes, clf, build_runner(spec, clf)
     )
-
-
-def documented_pgd(
-    model: nn.Module,
-    input_shape: tuple[int, ...],
-    num_classes: int,
-    eps: float,
-    step: float,
-    steps: int,
-    batch_size: int = 512,
-) -> Runner:
-    """ART's PGD used the way its documentation shows (a baseline for the overhead benchmark).
-
-    ``ProjectedGradientDescent.generate`` on numpy arrays, a classifier with the default
-    ``preprocessing=(0, 1)``, parameter gradients left on. The caller keeps the model's state.
-    """
-    from art.attacks.evasion import ProjectedGradientDescent
-
-    clf = PyTorchClassifier(
-        model=model,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=input_shape,
-        nb_classes=num_classes,
-        clip_values=(0.0, 1.0),
-        device_type="cpu",
-    )
-    attack = ProjectedGradientDescent(
-        clf,
-        norm=np.inf,
-        eps=eps,
-        eps_step=step,
-        max_iter=steps,
-        num_random_init=1,
-        batch_size=batch_size,
-        verbose=False,
-    )
-    return _numpy_runner(attack)

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from robust_compress.adapters.art_adversary import ATTACKS, ArtAdversary, black_box_attack
+from robust_compress.adapters.art_pgd import documented_pgd
+from robust_compress.adapters.art_state import seeded_rngs
 from robust_compress.attacks import correct, pgd_linf
 from robust_compress.data import load_dataset
 from robust_compress.errors import UserError
@@ -113,7 +115,8 @@ def test_model_state_unchanged(trained, batch, attack, top_train):
 
 
 def test_global_rngs_unchanged(trained, batch):
-    np_state, py_state, torch_state = np.random.get_state(), random.getstate(), torch.get_rng_state()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    torch_state = torch.get_rng_state()
     ArtAdversary("pgd", 0.1, **FAST).perturb(trained, *batch)
     ArtAdversary("square", 0.1, norm="l2", **FAST).perturb(trained, *batch)
     assert random.getstate() == py_state
@@ -154,6 +157,21 @@ def test_art_pgd_as_strong_as_plain_pgd(trained):
     plain = accuracy(trained, pgd_linf(trained, x, y, 0.1, 0.025, 10, True, gen), y)
     art = accuracy(trained, ArtAdversary("pgd", 0.1, steps=10).perturb(trained, x, y), y)
     assert art <= plain + 0.04
+
+
+@pytest.mark.parametrize(("norm", "eps"), NORM_EPS)
+def test_fast_pgd_path_matches_arts_own_generate(trained, batch, norm, eps):
+    """The tensor fast path skips only overhead: same result as ART's documented generate()."""
+    x, y = batch
+    model = fresh(trained)
+    step = eps / 5
+    call_seed = int(np.random.default_rng(3).integers(2**31))  # ArtAdversary's first draw
+    with seeded_rngs(call_seed):
+        reference = documented_pgd(model, (1, 28, 28), 10, eps, step, 5, norm=norm)(x, y)
+    model.eval()
+    ours = ArtAdversary("pgd", eps, norm=norm, step=step, steps=5, seed=3).perturb(model, x, y)
+    assert not torch.equal(reference, x)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
@@ -282,7 +300,8 @@ def test_bad_inputs_are_user_errors(trained, batch):
     with pytest.raises(UserError, match="integer tensor"):
         adv.perturb(trained, x, y.float())
     with pytest.raises(UserError, match="3 classes"):
-        ArtAdversary("apgd_dlr", 0.1).perturb(nn.Sequential(nn.Flatten(), nn.Linear(784, 2)), x, y % 2)
+        binary = nn.Sequential(nn.Flatten(), nn.Linear(784, 2))
+        ArtAdversary("apgd_dlr", 0.1).perturb(binary, x, y % 2)
     with pytest.raises(UserError, match="expected logits"):
         black_box_attack(lambda b: trained(b)[:, :5], x, y % 5, 0.1, queries=5, num_classes=10)
 
