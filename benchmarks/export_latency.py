@@ -278,7 +278,7 @@ def render(results: list[Result], data_note: str, args: argparse.Namespace) -> s
         f"Each file is timed {args.repeats} times ({args.iters_b1} runs at batch 1, "
         f"{args.iters} at batch 64, after {args.warmup} warm-up runs each); a figure is the "
         "median over the repeats of the median (or p90) run time. The "
-        "four files of a model timed interleaved (one run each per round, rotating order). "
+        "four files of a model are timed interleaved (one run each per round, rotating order). "
         f"Data: {data_note}. Pruning: Torch-Pruning, L1 importance, ratio 0.5 per layer "
         "(head kept). int8: Brevitas, 8-bit per-channel weights, 8-bit activations, QCDQ "
         "export. The share of the MACs cut turned into speed-up is "
