@@ -20,7 +20,7 @@ from rich.progress import (
 
 from robust_compress.errors import RecipeError, RobustCompressError, UserError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 

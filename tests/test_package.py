@@ -1,5 +1,8 @@
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def test_import_is_light():
@@ -29,3 +32,34 @@ def test_adapters_subpackage_installed():
     import robust_compress.adapters as adapters
 
     assert adapters.__name__ == "robust_compress.adapters"
+
+
+@pytest.mark.slow
+def test_wheel_installs_adapters_as_subpackage(tmp_path):
+    """A normal (non-editable) wheel install imports robust_compress.adapters too."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(root),
+            "-w",
+            str(tmp_path / "wheel"),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
+    wheel = next((tmp_path / "wheel").glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    py = tmp_path / "venv" / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
+    code = "import robust_compress.adapters as a; print(a.__file__)"
+    out = subprocess.run(
+        [str(py), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert "site-packages/robust_compress/adapters/__init__.py" in out.stdout
