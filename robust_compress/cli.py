@@ -134,6 +134,20 @@ def list_() -> None:
         stdout.print(f"[bold]{kind}[/]: {', '.join(names)}")
 
 
+@app.command()
+@guarded
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint from `train --save`.")],
+    out: Annotated[Path, Opt(help="The ONNX file to write.")] = Path("model.onnx"),
+    force: Annotated[bool, Opt(help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Export a trained checkpoint to an fp32 ONNX file (dynamic batch), checked for parity."""
+    from robust_compress.cli_run import export_checkpoint
+
+    parity = export_checkpoint(checkpoint, out, force)
+    stdout.print(f"wrote {out} (max |torch - onnx| = {parity:.1e})")
+
+
 def _register_more_commands() -> None:
     from robust_compress import cli_audit
 

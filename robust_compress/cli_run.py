@@ -95,3 +95,21 @@ def catalogue() -> dict[str, list[str]]:
         "stages": list(STAGE_TYPES),
         "train methods": ["natural", "fgsm_rs", "pgd", "trades"],
     }
+
+
+def export_checkpoint(checkpoint: Path, out: Path, force: bool) -> float:
+    """Export a ``train --save`` checkpoint to ONNX; return the parity max abs difference."""
+    import torch
+
+    from robust_compress.adapters import ort_runtime
+    from robust_compress.checkpoint import load_model
+
+    if out.exists() and not force:
+        raise UserError(f"{out} exists; pass --force to overwrite it or choose another --out.")
+    if out.suffix != ".onnx":
+        raise UserError(f"--out {out} should end in .onnx.")
+    model, ckpt = load_model(checkpoint)
+    shape = ckpt.get("input_shape") or [ckpt["in_channels"], 28, 28]
+    example = torch.rand(8, *shape, generator=torch.Generator().manual_seed(0))
+    ort_runtime.export_onnx(model, out, example[:1])
+    return ort_runtime.parity_max_abs(model, out, example)

@@ -74,7 +74,15 @@ def run_train_job(job: TrainJob, bars=None) -> dict:
     with _task(bars, f"PGD-{job.eval_steps} evaluation", test_set.num_batches(500)) as advance:
         robust = evaluate(model, test_set, attack, on_batch=lambda b: advance())
     if job.save is not None:
-        save_model(model, job.save, job.model, train_set.num_classes, channels, force=job.force)
+        save_model(
+            model,
+            job.save,
+            job.model,
+            train_set.num_classes,
+            channels,
+            force=job.force,
+            extra={"input_shape": list(train_set.input_shape)},
+        )
     return {
         "clean": clean,
         "robust": robust,
