@@ -26,8 +26,12 @@ data:
 		echo "(or set RC_FASHION_MNIST=/path/to/idx-files)"; exit 2; \
 	fi
 
+# The quickstart recipe into runs/quickstart; an earlier run there is kept (a new folder is used).
 demo: $(STAMP) data
-	$(VENV)/bin/robust-compress demo
+	@out=runs/quickstart; \
+	if [ -e $$out ]; then out=runs/quickstart-$$(date +%Y%m%d-%H%M%S); \
+		echo "runs/quickstart exists and is kept; this run goes to $$out"; fi; \
+	$(VENV)/bin/robust-compress run recipes/quickstart.yaml --out $$out
 
 test: $(STAMP) data
 	$(PY) -m pytest -q -m "not slow"
