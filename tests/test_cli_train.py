@@ -78,8 +78,21 @@ def test_missing_dataset_exit_2(tmp_path, monkeypatch):
 
 def test_export_checkpoint_to_onnx(tmp_path):
     ckpt = tmp_path / "m.pt"
-    run_cli("train", "--data", "synthetic", "--epochs", "1", "--method", "natural",
-            "--eval-steps", "1", "--save", str(ckpt), "--quiet", check_code=0)
+    run_cli(
+        "train",
+        "--data",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--method",
+        "natural",
+        "--eval-steps",
+        "1",
+        "--save",
+        str(ckpt),
+        "--quiet",
+        check_code=0,
+    )
     proc = run_cli("export", str(ckpt), "--out", str(tmp_path / "m.onnx"), check_code=0)
     assert "max |torch - onnx|" in proc.stdout and (tmp_path / "m.onnx").stat().st_size > 1000
     again = run_cli("export", str(ckpt), "--out", str(tmp_path / "m.onnx"), check_code=2)

@@ -6,6 +6,8 @@ import copy
 
 import pytest
 import torch
+from torch import nn
+
 from robust_compress.adapters.tp_pruner import (
     IMPORTANCES,
     StructuredPruner,
@@ -15,8 +17,6 @@ from robust_compress.adapters.tp_pruner import (
     restore_pruned,
     save_pruned,
 )
-from torch import nn
-
 from robust_compress.errors import CheckpointError, UserError
 from robust_compress.models import build_model
 from robust_compress.protocols import Pruner
