@@ -1,0 +1,118 @@
+"""Crash safety, numerical faults and untrusted files (issue: reliability and security)."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from robust_compress.engine import Session
+from robust_compress.errors import CheckpointError, RunError
+from robust_compress.recipe import parse_recipe
+from robust_compress.runfolder import RunFolder
+
+RECIPE = """
+name: crash
+seed: 3
+model: {spec: builtin:cnn_tiny}
+data: {name: synthetic, batch_size: 64, train_subset: 192, test_subset: 64}
+threat: {norm: linf, eps: 0.1}
+stages:
+  - train: {method: fgsm_rs, epochs: 2}
+  - prune: {importance: l1, ratio: 0.5, finetune_epochs: 2, adversary: {attack: fgsm_rs}}
+"""
+
+KILL_AT = textwrap.dedent("""
+    import os, signal, sys
+    from robust_compress.engine import Session
+    from robust_compress.hooks import Hooks
+    from robust_compress.recipe import parse_recipe
+
+    stage, epoch, batch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    class Kill(Hooks):
+        def on_batch(self, s, e, b, loss):
+            if (s, e, b) == (stage, epoch, batch):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    session = Session(parse_recipe(sys.stdin.read()), sys.argv[1], hooks=Kill())
+    session.setup()
+    session.run()
+""")
+
+
+def _final_metrics(report):
+    return {k: report["metrics"]["final"][k] for k in ("clean", "pgd10")}, report["per_stage"][-1]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    session = Session(parse_recipe(RECIPE), tmp_path_factory.mktemp("u") / "run")
+    session.setup()
+    return session.run()
+
+
+@pytest.mark.parametrize(("stage", "epoch", "batch"), [("0:train", 1, 1), ("1:prune", 1, 0)])
+def test_sigkill_mid_epoch_then_resume_gives_identical_metrics(
+    tmp_path, uninterrupted, stage, epoch, batch
+):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AT, str(out), stage, str(epoch), str(batch)],
+        input=RECIPE,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not (out / "report.json").exists()
+    session = Session(parse_recipe(RECIPE), RunFolder(out, resume=True))
+    session.setup()
+    resumed = session.run(resume=True)
+    assert resumed["metrics"]["final"]["clean"] == uninterrupted["metrics"]["final"]["clean"]
+    assert resumed["metrics"]["final"]["pgd10"] == uninterrupted["metrics"]["final"]["pgd10"]
+    assert resumed["models"]["final"] == uninterrupted["models"]["final"]
+    assert json.loads((out / "report.json").read_text())["recipe"] == "crash"
+
+
+def test_nan_loss_stops_with_stage_epoch_batch_and_keeps_checkpoint(tmp_path):
+    recipe = parse_recipe(
+        RECIPE.replace(
+            "method: fgsm_rs, epochs: 2", "method: natural, epochs: 3, optimizer: {lr: 1.0e+30}"
+        )
+    )
+    session = Session(recipe, tmp_path / "run")
+    session.setup()
+    with pytest.raises(RunError, match=r"stage 0:train.*epoch \d+, batch \d+|parameter"):
+        session.run()
+    ckpt = tmp_path / "run" / "checkpoints" / "last.pt"
+    if ckpt.exists():  # an epoch finished before the loss blew up: that state is finite
+        state = torch.load(ckpt, weights_only=True)["model"]["state_dict"]
+        assert all(torch.isfinite(v.float()).all() for v in state.values())
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/robust_compress_pwned",))
+
+
+def test_crafted_pickle_is_refused_everywhere(tmp_path):
+    from robust_compress.checkpoint import load_checkpoint
+    from robust_compress.models import build_model, load_weights
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": _Evil()}, f)
+    target = "/tmp/robust_compress_pwned"
+    if os.path.exists(target):
+        os.unlink(target)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_weights(build_model("builtin:cnn_small"), path)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_checkpoint(path)
+    assert not os.path.exists(target)
