@@ -40,6 +40,9 @@ def train(
     steps: Annotated[int, Opt(min=1, help="PGD steps during training.")] = 5,
     eps: Annotated[float, Opt(min=0.0, help="L-inf radius in pixel space.")] = 0.1,
     lr: Annotated[float, Opt(min=0.0)] = 0.1,
+    train_eps: Annotated[
+        float | None, Opt(min=0.0, help="Radius used in training (default: --eps).")
+    ] = None,
     batch_size: Annotated[int, Opt(min=1)] = 128,
     train_subset: Annotated[int | None, Opt(min=1)] = None,
     test_subset: Annotated[int | None, Opt(min=1)] = None,
@@ -54,21 +57,22 @@ def train(
 
     setup_logging(quiet)
     job = TrainJob(
-        model,
-        data,
-        data_root,
-        method,
-        epochs,
-        steps,
-        eps,
-        lr,
-        batch_size,
-        train_subset,
-        test_subset,
-        eval_steps,
-        seed,
-        save,
-        force,
+        model=model,
+        data=data,
+        data_root=data_root,
+        method=method,
+        epochs=epochs,
+        steps=steps,
+        eps=eps,
+        lr=lr,
+        train_eps=train_eps,
+        batch_size=batch_size,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        eval_steps=eval_steps,
+        seed=seed,
+        save=save,
+        force=force,
     )
     start = time.perf_counter()
     with Bars(quiet) as bars:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -9,6 +10,8 @@ import torch
 from torch import nn
 
 from robust_compress.training import lr_factor, train_epoch
+
+log = logging.getLogger(__name__)
 
 
 def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
@@ -75,6 +78,14 @@ def fit(
             on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
         )
         session.epoch = epoch + 1
+        log.info(
+            "stage %s epoch %d/%d: loss %.4f, %.0f s",
+            label,
+            epoch + 1,
+            epochs,
+            loss,
+            time.perf_counter() - start,
+        )
         session.hooks.on_epoch(label, epoch, {"loss": loss})
         session.extra["partial_seconds"] = (
             session.extra.get("partial_seconds", 0.0) + time.perf_counter() - start
