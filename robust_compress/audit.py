@@ -205,8 +205,7 @@ def run_ensemble(
                 "accuracy": None,
                 "cumulative": None,
                 "skipped": True,
-                "source": "not run: no torch twin to take gradients from "
-                "(gradients are never taken from ONNX Runtime)",
+                "source": "not run: no torch twin",
             }
             continue
         mode = "alone" if name in ALONE else "cumulative"

@@ -181,9 +181,12 @@ def craft(
     run = _runner(target, name, budget, eps, steps, queries, seed)
     out = torch.empty_like(x)
     for k, i in enumerate(range(0, len(x), budget.batch_size)):
-        out[i : i + budget.batch_size] = run(
-            x[i : i + budget.batch_size], y[i : i + budget.batch_size], k
-        )
+        try:
+            out[i : i + budget.batch_size] = run(
+                x[i : i + budget.batch_size], y[i : i + budget.batch_size], k
+            )
+        except ValueError as exc:  # ART rejects some models, e.g. probability outputs
+            raise UserError(f"the {name} attack cannot run on this model: {exc}") from None
         if on_chunk:
             on_chunk(min(i + budget.batch_size, len(x)))
     return out

@@ -32,7 +32,7 @@ TOL_MONOTONE = 0.02
 LARGE_EPS_MAX_ACC = 0.10
 """Accuracy allowed at the sweep's large eps (any image reaches the grey image there)."""
 TOL_DOUBLE_STEPS = 0.01
-"""Doubling PGD's iterations may change its accuracy by less than 1 point."""
+"""Doubling PGD's iterations may change its accuracy by at most 1 point (2 of 200 examples)."""
 ZERO_GRAD_MAX_SHARE = 0.05
 """At most 5% of the examples may have an all-zero (or non-finite) input gradient."""
 SWEEP_SQUARE_QUERIES = 300
@@ -197,11 +197,11 @@ def check_double_steps(
         accs.append(float((clean & ~fooled).float().mean()))
     k_acc = base["accuracy"] if base is not None else accs[0]
     change = accs[-1] - k_acc
-    ok = abs(change) < TOL_DOUBLE_STEPS
+    ok = abs(change) <= TOL_DOUBLE_STEPS + 1e-9
     detail = (
         f"PGD-{budget.pgd_steps} {_pct(k_acc)} vs PGD-{2 * budget.pgd_steps} {_pct(accs[-1])} "
         f"on {len(y)} examples ({100 * change:+.1f} points; limit "
-        f"{100 * TOL_DOUBLE_STEPS:.0f})"
+        f"{100 * TOL_DOUBLE_STEPS:.0f} point)"
     )
     return _check("double_steps", title, ok, detail)
 

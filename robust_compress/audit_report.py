@@ -17,7 +17,8 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _attack_label(name: str, entry: dict) -> str:
+def attack_label(name: str, entry: dict) -> str:
+    """An attack's name with its budget, e.g. ``PGD-20 x2 restarts``."""
     s = entry.get("settings", {})
     label = LABELS[name]
     if "steps" in s and name != "fgsm_rs":
@@ -42,7 +43,7 @@ def _attack_rows(result: dict) -> list[str]:
             continue
         pool = "clean-correct" if e["mode"] == "alone" else "still robust"
         rows.append(
-            f"| {_attack_label(name, e)} | {e['source']} | {e['attacked']} {pool} | {e['mode']} "
+            f"| {attack_label(name, e)} | {e['source']} | {e['attacked']} {pool} | {e['mode']} "
             f"| {_pct(e['accuracy'])} | {e['seconds']:.1f} |"
         )
     return rows
@@ -119,8 +120,9 @@ def audit_markdown(result: dict) -> str:
     ):
         lines += [
             "",
-            "Black-box attacks only (no torch twin): gradient attacks were not run, so this "
-            "figure is an upper bound that a white-box audit may lower.",
+            "Black-box attacks only (no torch twin): gradient attacks were not run (gradients "
+            "are never taken from ONNX Runtime), so this figure is an upper bound that an "
+            "audit with the torch twin may lower by several points.",
         ]
     lines += _sweep_rows(result) + _check_rows(result)
     lines += ["", f"Audit time: {result['seconds']:.0f} s."]

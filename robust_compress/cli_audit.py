@@ -36,7 +36,8 @@ def print_result(label: str, result: dict) -> None:
     """Print one audit as rich tables; failed checks in red."""
     from rich.table import Table
 
-    from robust_compress.audit_report import _attack_label
+    from robust_compress.audit_attacks import LABELS
+    from robust_compress.audit_report import attack_label
 
     n = result["samples"]
     table = Table(title=f"audit: {label} ({result['target']})", title_justify="left")
@@ -45,11 +46,11 @@ def print_result(label: str, result: dict) -> None:
     table.add_row("none (clean)", result["target_kind"], str(n), "-", f"{result['clean']:.1%}", "-")
     for name, e in result["per_attack"].items():
         if e.get("skipped"):
-            table.add_row(name, e["source"], "-", "-", "not run", "-")
+            table.add_row(LABELS[name], e["source"], "-", "-", "not run", "-")
             continue
         pool = "clean-correct" if e["mode"] == "alone" else "still robust"
         table.add_row(
-            _attack_label(name, e),
+            attack_label(name, e),
             e["source"],
             f"{e['attacked']} {pool}",
             e["mode"],
@@ -57,6 +58,15 @@ def print_result(label: str, result: dict) -> None:
             f"{e['seconds']:.0f}",
         )
     stdout.print(table)
+    stdout.print(
+        "alone: run on every clean-correct example; cumulative: run only on the examples "
+        "every attack above failed on, so the figure includes them (AutoAttack's practice)."
+    )
+    if any(e.get("skipped") for e in result["per_attack"].values()):
+        stdout.print(
+            "[yellow]black-box only: no torch twin, gradients are never taken from ONNX "
+            "Runtime; the figure is an upper bound.[/]"
+        )
     stdout.print(
         f"[bold]robust accuracy (worst case over the ensemble): {result['robust']:.1%}[/] "
         f"({result['robust_count']} of {n}); clean {result['clean']:.1%}; "

@@ -147,6 +147,14 @@ def test_natural_model_is_not_robust(natural_fmnist, fmnist):
     assert "zero_gradients" not in failed(r) and "threat_model" not in failed(r)
 
 
+def test_l2_audit_stays_in_the_l2_ball(tiny, synthetic_test):
+    r = run_audit(tiny, synthetic_test, eps=1.5, norm="l2", samples=32, **FAST)
+    assert r["norm"] == "l2" and "L2 ball" in r["markdown"]
+    threat = next(c for c in r["checks"] if c["name"] == "threat_model")
+    assert threat["passed"] and "l2 perturbation" in threat["detail"]
+    assert r["eps_sweep"][-1]["eps"] == pytest.approx(14.0)
+
+
 def test_default_sweep_reaches_the_grey_image():
     assert default_sweep(0.1, "linf", 784) == [0.025, 0.05, 0.1, 0.2, 0.5]
     sweep = default_sweep(1.5, "l2", 784)
@@ -358,3 +366,9 @@ def test_engine_stage_and_cli_audit_a_run_folder(tmp_path):
     assert onnx_audit["per_attack"]["square"]["source"] == "black-box onnx"
     manifest = json.loads((out / "manifest.json").read_text())["files"]
     assert "audit/cli/int8-onnx/audit.json" in manifest
+
+
+def test_probability_outputs_are_a_user_error(tiny, synthetic_test):
+    probs = nn.Sequential(tiny, nn.Softmax(dim=1))
+    with pytest.raises(UserError, match="apgd_ce.*logits"):
+        run_audit(probs, synthetic_test, eps=0.1, samples=16, attacks=["apgd_ce"])
