@@ -32,25 +32,32 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from brevitas.export import export_onnx_qcdq
-from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
-from brevitas.graph.quantize import (
-    COMPUTE_LAYER_MAP,
-    QUANT_ACT_MAP,
-    QUANT_IDENTITY_MAP,
-    preprocess_for_quantize,
-    quantize,
-)
-from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat
 from torch import Tensor, nn
 
 from robust_compress.errors import UserError
+
+# Importing Brevitas prints a CUDA notice through torch's logger and three library warnings
+# (deprecations, an optional package) that say nothing to our users: keep them out.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from brevitas.export import export_onnx_qcdq
+    from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
+    from brevitas.graph.quantize import (
+        COMPUTE_LAYER_MAP,
+        QUANT_ACT_MAP,
+        QUANT_IDENTITY_MAP,
+        preprocess_for_quantize,
+        quantize,
+    )
+    from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat
 
 log = logging.getLogger(__name__)
 
 MIN_BITS, MAX_BITS = 2, 8
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 _QUIET_WARNINGS = (
+    "`treespec.children_specs` is deprecated",
     "You are using the legacy TorchScript-based ONNX export",
     "The feature will be removed",
     "ONNX opset version set to",
@@ -117,7 +124,10 @@ class BrevitasQuantizer:
         """
         device = _device_of(model)
         batches = _take_batches(calib, self.calib_batches, device)
-        qmodel = self._quantized_copy(model)
+        with warnings.catch_warnings():
+            for message in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message)
+            qmodel = self._quantized_copy(model)
         qmodel.eval()
         with torch.no_grad():
             with calibration_mode(qmodel):
