@@ -248,7 +248,9 @@ class AuditStage(BaseStage):
     samples: int = Field(1000, gt=0)
     pgd_steps: int = Field(20, ge=1)
     pgd_restarts: int = Field(1, ge=1)
-    square_queries: int = Field(1000, ge=1)
+    apgd_steps: int | None = Field(None, ge=1)
+    square_queries: int = Field(300, ge=1)
+    onnx: bool = False
     eps_sweep: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
     sanity_checks: bool = True
     batch_size: int = Field(500, ge=1)

@@ -35,6 +35,11 @@ def run(session, stage, label: str) -> None:
     results["final"] = run_audit(
         session.model, session.test_data, out_dir=out and out / "final", **options
     )
+    int8 = session.out.path / "model.int8.onnx" if session.out is not None else None
+    if stage.onnx and int8 is not None and int8.is_file():
+        results["int8_onnx"] = run_audit(
+            session.model, session.test_data, onnx_path=int8, out_dir=out / "int8-onnx", **options
+        )
     if session.dense_state is not None:
         results["dense"] = run_audit(
             session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
@@ -54,7 +59,7 @@ def run(session, stage, label: str) -> None:
 
 def _markdown(results: dict) -> str:
     parts = ["## Adversarial audit"]
-    for name in ("final", "dense"):
+    for name in ("final", "int8_onnx", "dense"):
         if name in results and results[name].get("markdown"):
             parts += ["", f"### {name} model", "", results[name]["markdown"]]
     return "\n".join(parts)
