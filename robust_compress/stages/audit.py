@@ -40,6 +40,11 @@ def run(session, stage, label: str) -> None:
         results["int8_onnx"] = run_audit(
             session.model, session.test_data, onnx_path=int8, out_dir=out / "int8-onnx", **options
         )
+    elif stage.onnx:
+        session.hooks.on_message(
+            f"warning: stage {label}: onnx: true but no model.int8.onnx was exported before "
+            "this stage; the ONNX audit was skipped."
+        )
     if session.dense_state is not None:
         results["dense"] = run_audit(
             session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
