@@ -25,7 +25,7 @@ class TrainJob:
     data: str = "fashion-mnist"
     data_root: Path | None = None
     method: str = "pgd"
-    epochs: int = 5
+    epochs: int = 6
     steps: int = 5
     eps: float = 0.1
     lr: float = 0.1
@@ -58,7 +58,7 @@ def run_train_job(job: TrainJob, bars=None) -> dict:
     model = build_model(job.model, train_set.num_classes, channels)
     log.info("%s: %d parameters", job.model, count_params(model))
     cfg = TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, seed=job.seed)
-    train_eps = job.eps if job.train_eps is None else job.train_eps
+    train_eps = 0.8 * job.eps if job.train_eps is None else job.train_eps
     adversary = make_adversary(job.method, train_eps, job.steps, job.seed)
     total = job.epochs * train_set.num_batches(job.batch_size)
     with _task(bars, f"train ({job.method})", total) as advance:
