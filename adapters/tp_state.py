@@ -20,6 +20,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from robust_compress.errors import CheckpointError
+from robust_compress.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +150,7 @@ def load_pruned(model: nn.Module, path: Path) -> nn.Module:
         CheckpointError: The file is missing, cannot be loaded safely, or does not fit.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"pruned model file {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        raise CheckpointError(
-            f"{path} cannot be loaded safely (weights_only=True): {exc}"
-        ) from None
+    state = safe_torch_load(path, "pruned model file")
     try:
         return restore_pruned(model, state)
     except CheckpointError as exc:

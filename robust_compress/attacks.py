@@ -65,13 +65,7 @@ def fgsm_rs(
         Adversarial inputs in [0, 1] within ``eps`` of ``x``.
     """
     alpha = 1.25 * eps if alpha is None else alpha
-    with frozen_for_attack(model):
-        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
-        delta = noise * eps
-        x_adv = (x + delta).clamp(0, 1)
-        x_adv = x_adv + alpha * _input_grad(model, x_adv, y).sign()
-        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
-    return x_adv.detach()
+    return pgd_linf(model, x, y, eps, alpha, 1, random_start=True, generator=generator)
 
 
 def pgd_linf(
@@ -112,10 +106,14 @@ def pgd_linf(
 
 @torch.no_grad()
 def correct(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Boolean tensor: which examples ``model`` classifies correctly (in eval mode)."""
-    was_training = model.training
+    """Boolean tensor: which examples ``model`` classifies correctly (in eval mode).
+
+    Every submodule's train/eval mode is restored afterwards.
+    """
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
         return model(x).argmax(1) == y
     finally:
-        model.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode

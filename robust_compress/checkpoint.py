@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import torch
@@ -11,25 +10,17 @@ from torch import nn
 
 from robust_compress.errors import CheckpointError, UserError
 from robust_compress.models import build_model
+from robust_compress.runfolder import atomic_write_bytes
+from robust_compress.safe_load import safe_torch_load
 
 FORMAT = "robust-compress/1"
 
 
 def atomic_save(obj: object, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` ``obj`` atomically: temporary file beside ``path``, fsync, rename."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def save_model(
@@ -67,15 +58,7 @@ def load_checkpoint(path: str | Path) -> dict:
         CheckpointError: Missing, unsafe, or not a robust-compress checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(
-            f"{path} cannot be loaded safely (weights_only=True): {msg}"
-        ) from None
+    obj = safe_torch_load(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a robust-compress checkpoint; for a plain state dict give the model "

@@ -24,6 +24,7 @@ from torch import nn
 
 from robust_compress.errors import CheckpointError, ModelSpecError, suggest
 from robust_compress.registry import Registry
+from robust_compress.safe_load import safe_torch_load
 
 BUILTINS: Registry[Callable[..., nn.Module]] = Registry("builtin model", ModelSpecError)
 PREFIXES = ("builtin", "torchvision", "py")
@@ -168,16 +169,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         CheckpointError: The file is missing, unsafe, or holds no state dict.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist.")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path} cannot be loaded safely (weights_only=True): {first}. Save weights with "
-            "torch.save(model.state_dict(), path)."
-        ) from None
+    obj = safe_torch_load(path)
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), dict):
