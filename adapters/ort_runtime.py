@@ -293,3 +293,32 @@ def node_times(path: Path, batch: int = 1, runs: int = 200, threads: int = 1) ->
         }
         for name, durs in times.items()
     ]
+
+
+def check_onnx_input(path: Path, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """Check an ONNX file a user hands us before anything runs on it.
+
+    ``onnx.checker`` validates the file; its input must take (N, *input_shape) and its output
+    must give ``num_classes`` logits per example.
+
+    Raises:
+        UserError: The file is not a valid ONNX model or does not fit the data.
+    """
+    path = Path(path)
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:  # noqa: BLE001 - onnx raises several types for bad files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path} is not a valid ONNX model (onnx.checker: {first}).") from None
+    predictor = OrtPredictor(path)
+    if tuple(predictor.input_shape) != tuple(input_shape):
+        raise UserError(
+            f"{path} takes inputs of shape (N, {', '.join(map(str, predictor.input_shape))}) but "
+            f"the dataset's images are (N, {', '.join(map(str, input_shape))})."
+        )
+    out = predictor(torch.zeros(1, *input_shape))
+    if out.ndim != 2 or out.shape[1] != num_classes:
+        raise UserError(
+            f"{path} returns shape {tuple(out.shape)} per batch but the dataset has "
+            f"{num_classes} classes: expected (N, {num_classes})."
+        )

@@ -66,6 +66,9 @@ def resolve_subject(
         raise UserError("--model-spec applies to a state dict file, not to an ONNX file.")
     test = load_dataset(data or "fashion-mnist", "test", root=data_root)
     if path.suffix == ".onnx":
+        from robust_compress.adapters.ort_runtime import check_onnx_input
+
+        check_onnx_input(path, test.input_shape, test.num_classes)
         return AuditPlan([Subject("onnx", None, path)], test)
     model = _load_torch(path, model_spec, test)
     return AuditPlan([Subject("model", model)], test)

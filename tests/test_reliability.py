@@ -116,3 +116,54 @@ def test_crafted_pickle_is_refused_everywhere(tmp_path):
     with pytest.raises(CheckpointError, match="weights_only"):
         load_checkpoint(path)
     assert not os.path.exists(target)
+
+
+def test_audit_checks_an_onnx_file_before_running(tmp_path):
+    from typer.testing import CliRunner
+
+    from robust_compress.adapters.ort_runtime import export_onnx
+    from robust_compress.cli import app
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not an onnx model")
+    result = CliRunner().invoke(app, ["audit", str(garbage), "--data", "synthetic"])
+    assert result.exit_code == 2 and "not a valid ONNX model" in result.output
+    wrong = tmp_path / "rgb.onnx"
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    export_onnx(net, wrong, torch.rand(1, 3, 32, 32))
+    result = CliRunner().invoke(app, ["audit", str(wrong), "--data", "synthetic"])
+    assert result.exit_code == 2 and "(N, 3, 32, 32)" in result.output
+    assert "(N, 1, 28, 28)" in result.output
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path):
+    from robust_compress.errors import UserError
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    # root ignores file permissions; /proc refuses new folders even to root
+    target = locked / "run" if os.access(locked, os.W_OK) is False else "/proc/rc-run"
+    try:
+        with pytest.raises(UserError, match="cannot write"):
+            RunFolder(target)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_file_in_the_way_of_the_output_folder(tmp_path):
+    from robust_compress.errors import UserError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(UserError):
+        RunFolder(blocker / "run")
+    assert blocker.read_text() == "mine"
+
+
+def test_empty_dataset_is_a_clear_error():
+    from robust_compress.data import load_dataset
+    from robust_compress.errors import UserError
+
+    with pytest.raises(UserError, match="positive"):
+        load_dataset("synthetic", "train", subset=0)
