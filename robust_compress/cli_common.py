@@ -45,7 +45,11 @@ def guarded(func: Callable) -> Callable:
             console.print(f"{kind}: {exc}", markup=False, highlight=False, style="red")
             sys.exit(getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
-            console.print("interrupted.", style="yellow")
+            console.print(
+                "interrupted: files already written are complete (a run keeps its last "
+                "checkpoint; continue it with --resume).",
+                style="yellow",
+            )
             sys.exit(130)
 
     return wrapper

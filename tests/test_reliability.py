@@ -167,3 +167,87 @@ def test_empty_dataset_is_a_clear_error():
 
     with pytest.raises(UserError, match="positive"):
         load_dataset("synthetic", "train", subset=0)
+
+
+EXPORT_RECIPE = (
+    RECIPE.replace("finetune_epochs: 2", "finetune_epochs: 1")
+    + """\
+  - quantize: {calib_batches: 1}
+  - export: {}
+"""
+)
+
+KILL_IN_EXPORT = textwrap.dedent("""
+    import os, signal, sys
+    from robust_compress.adapters import ort_runtime
+    from robust_compress.engine import Session
+    from robust_compress.recipe import parse_recipe
+
+    real_export = ort_runtime.export_onnx
+    calls = []
+
+    def export_then_die(*args, **kwargs):
+        path = real_export(*args, **kwargs)
+        calls.append(path)
+        if len(calls) == 2:  # model.dense.onnx and model.onnx written, int8 not yet
+            os.kill(os.getpid(), signal.SIGKILL)
+        return path
+
+    ort_runtime.export_onnx = export_then_die
+    session = Session(parse_recipe(sys.stdin.read()), sys.argv[1])
+    session.setup()
+    session.run()
+""")
+
+
+def test_sigkill_during_export_then_resume_completes_the_folder(tmp_path):
+    from robust_compress.adapters.ort_runtime import OrtPredictor
+
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_IN_EXPORT, str(out)],
+        input=EXPORT_RECIPE,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (out / "model.onnx").is_file() and not (out / "model.int8.onnx").exists()
+    session = Session(parse_recipe(EXPORT_RECIPE), RunFolder(out, resume=True))
+    session.setup()
+    report = session.run(resume=True)
+    assert [s["name"] for s in report["stages"]][-1] == "3:export"
+    predictor = OrtPredictor(out / "model.int8.onnx")
+    assert predictor(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    manifest = json.loads((out / "manifest.json").read_text())["files"]
+    assert {"model.onnx", "model.int8.onnx", "report.json"} <= set(manifest)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
+    import time
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.replace("epochs: 2}", "epochs: 4}"))
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "robust_compress",
+        "run",
+        str(recipe),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "report.json").read_text())["recipe"] == "crash"
