@@ -3,49 +3,87 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from robust_compress.cli_common import Bars, setup_logging
+from robust_compress.cli_common import out as stdout
 from robust_compress.errors import UserError
 
 log = logging.getLogger(__name__)
 RESOLVED = "recipe.resolved.yaml"
 
 
-def _distributed_rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
 def run_recipe(
     path: Path, out: Path | None, overrides: list[str], resume: bool, force: bool, quiet: bool
 ) -> dict:
-    """Validate ``path``, prepare the run folder, run every stage and return the report."""
+    """Validate ``path``, prepare the run folder, run every stage and return the report.
+
+    Under torchrun (``WORLD_SIZE`` > 1) every rank runs every stage with
+    DistributedDataParallel; rank 0 alone claims the run folder and writes files.
+    """
+    from robust_compress import distributed
+
+    if resume and force:
+        raise UserError("--resume and --force contradict each other; pass one of them.")
+    distributed.init_from_env()
+    try:
+        return _run_recipe(path, out, overrides, resume, force, quiet)
+    finally:
+        distributed.shutdown()
+
+
+def _run_recipe(
+    path: Path, out: Path | None, overrides: list[str], resume: bool, force: bool, quiet: bool
+) -> dict:
+    from robust_compress import distributed
     from robust_compress.cli_hooks import ProgressHooks
     from robust_compress.engine import Session
     from robust_compress.recipe import dump_resolved, load_recipe, parse_recipe
     from robust_compress.recipe_checks import check_order
     from robust_compress.runfolder import RunFolder
 
-    if resume and force:
-        raise UserError("--resume and --force contradict each other; pass one of them.")
     recipe = load_recipe(path, overrides)
     errors, warnings = check_order(recipe)
     if errors:
         raise UserError("; ".join(errors))
-    folder = RunFolder(out or Path("runs") / recipe.name, resume=resume, force=force)
-    setup_logging(quiet, str(folder.path / "run.log"))
-    for w in warnings:
-        log.warning("%s", w)
-    resolved = folder.path / RESOLVED
-    if resume and resolved.exists():
-        _check_same_recipe(resolved, dump_resolved(recipe), parse_recipe)
-    folder.write_text(RESOLVED, dump_resolved(recipe))
-    log.info("run folder %s", folder.path)
-    with Bars(quiet) as bars:
-        session = Session(recipe, folder, hooks=ProgressHooks(bars))
+    main = distributed.is_main()
+    folder_path = out or Path("runs") / recipe.name
+    folder = None
+    if main:
+        folder = RunFolder(folder_path, resume=resume, force=force)
+        setup_logging(quiet, str(folder.path / "run.log"))
+        for w in warnings:
+            log.warning("%s", w)
+        resolved = folder.path / RESOLVED
+        if resume and resolved.exists():
+            _check_same_recipe(resolved, dump_resolved(recipe), parse_recipe)
+        folder.write_text(RESOLVED, dump_resolved(recipe))
+        log.info("run folder %s", folder.path)
+    else:  # other ranks: warnings and errors only; rank 0 prints the progress and summary
+        setup_logging(True)
+        stdout.quiet = True
+    distributed.barrier()  # the folder is claimed (or the run stopped) before anyone goes on
+    with Bars(quiet or not main) as bars:
+        session = Session(recipe, folder, hooks=ProgressHooks(bars) if main else None)
         session.setup()
-        return session.run(resume=resume)
+        if resume:
+            _restore(session, folder_path)
+        return session.run()
+
+
+def _restore(session, folder_path: Path) -> None:
+    """Restore the last checkpoint on every rank (rank 0's folder, read by all)."""
+    from robust_compress import distributed, session_state
+
+    if session.out is None:  # another rank: read rank 0's files, write nothing
+        session.out = distributed.ReadOnlyFolder(folder_path)
+        try:
+            session_state.restore_latest(session)
+        finally:
+            session.out = None
+    else:
+        session_state.restore_latest(session)
+    distributed.barrier()
 
 
 def _check_same_recipe(resolved: Path, now: str, parse_recipe) -> None:

@@ -67,21 +67,41 @@ class TensorData:
         return TensorData(self.x[start:end], self.y[start:end], self.num_classes, self.name)
 
     def batches(
-        self, batch_size: int, shuffle: bool = False, seed: int = 0
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        *,
+        rank: int = 0,
+        world: int = 1,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches; the order is fixed by ``seed`` when shuffling."""
+        """Yield ``(x, y)`` batches; the order is fixed by ``seed`` when shuffling.
+
+        With ``world`` > 1 the epoch's order (the same permutation on every rank) is padded by
+        wrapping around to a multiple of ``world`` and rank ``rank`` takes every ``world``-th
+        example from position ``rank``, like ``DistributedSampler``: every rank gets the same
+        number of batches of the same sizes, and together the ranks see every example once
+        (plus at most ``world - 1`` repeats).
+        """
         n = len(self)
         if shuffle:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         else:
             order = torch.arange(n)
-        for i in range(0, n, batch_size):
+        if world > 1:
+            if not 0 <= rank < world:
+                raise UserError(f"rank {rank} is outside 0..{world - 1}.")
+            order = order[torch.arange(self._shard_len(world) * world) % n][rank::world]
+        for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             yield self.x[idx], self.y[idx]
 
-    def num_batches(self, batch_size: int) -> int:
-        """Number of batches ``batches(batch_size)`` yields."""
-        return -(-len(self) // batch_size)
+    def _shard_len(self, world: int) -> int:
+        return -(-len(self) // world)
+
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""
+        return -(-self._shard_len(world) // batch_size)
 
 
 def load_dataset(

@@ -18,6 +18,7 @@ Or drive it from your own training loop (see docs/engine.md)::
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from robust_compress import session_state
+from robust_compress import distributed, session_state
 from robust_compress.adversaries import build_adversary
 from robust_compress.data import TensorData, load_dataset
 from robust_compress.errors import UserError
@@ -34,6 +35,7 @@ from robust_compress.models import build_model, load_weights
 from robust_compress.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
+MAIN_ONLY = ("export", "audit")  # under torchrun, rank 0 alone runs these (and measures)
 
 
 class Session:
@@ -157,14 +159,18 @@ class Session:
             label = f"{self.stage_index}:{stage.kind}"
             start = time.perf_counter()
             seconds_before = self.extra.get("partial_seconds", 0.0)
-            STAGE_RUNNERS[stage.kind](self, stage, label)
-            record = self.measure(label, stage.kind)
+            if stage.kind in MAIN_ONLY and not distributed.is_main():
+                log.debug("stage %s runs on rank 0 only", label)
+            else:
+                STAGE_RUNNERS[stage.kind](self, stage, label)
+            record = distributed.on_main(functools.partial(self.measure, label, stage.kind))
             record["seconds"] = seconds_before + time.perf_counter() - start
             self.records.append(record)
             self.stage_index += 1
             self.epoch = 0
             self.extra["partial_seconds"] = 0.0
             self.checkpoint()
+            distributed.barrier()
             self.hooks.on_stage_end(label, record)
         return write_report(self)
 
@@ -237,7 +243,9 @@ class Session:
             self._pruner.prepare(self.model, self.example())
         if self._pruner.done:
             return False
-        return self._pruner.step()
+        changed = self._pruner.step()
+        distributed.check_same_shapes(self.model, "pruning_step")
+        return changed
 
     def quantize(self, calib=None) -> nn.Module:
         """Switch to the first quantize stage's fake-quant model and return it."""

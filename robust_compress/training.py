@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from robust_compress.attacks import correct, fgsm_rs, frozen_for_attack, pgd_linf
 from robust_compress.data import TensorData
+from robust_compress.distributed import all_finite
 from robust_compress.errors import RunError, UserError
 
 log = logging.getLogger(__name__)
@@ -128,14 +129,21 @@ class Trades:
     steps: int = 7
     beta: float = 6.0
 
-    def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """Return the TRADES loss of ``model`` (in train mode) on the batch."""
-        with frozen_for_attack(model):
-            p_clean = F.softmax(model(x), dim=1)
+    def loss(
+        self, model: nn.Module, x: Tensor, y: Tensor, attack_model: nn.Module | None = None
+    ) -> Tensor:
+        """Return the TRADES loss of ``model`` (in train mode) on the batch.
+
+        ``attack_model`` (default ``model``) runs the inner maximisation: the plain module
+        when ``model`` is its DistributedDataParallel wrapper.
+        """
+        net = model if attack_model is None else attack_model
+        with frozen_for_attack(net):
+            p_clean = F.softmax(net(x), dim=1)
             x_adv = (x + 0.001 * torch.randn_like(x)).clamp(0, 1)
             for _ in range(self.steps):
                 x_adv = x_adv.detach().requires_grad_(True)
-                kl = F.kl_div(F.log_softmax(model(x_adv), 1), p_clean, reduction="sum")
+                kl = F.kl_div(F.log_softmax(net(x_adv), 1), p_clean, reduction="sum")
                 (grad,) = torch.autograd.grad(kl, x_adv)
                 x_adv = x_adv + self.step * grad.sign()
                 x_adv = torch.min(torch.max(x_adv, x - self.eps), x + self.eps).clamp(0, 1)
@@ -146,12 +154,19 @@ class Trades:
         return F.cross_entropy(logits, y) + self.beta * robust
 
 
-def batch_loss(model: nn.Module, x: Tensor, y: Tensor, adversary=None) -> Tensor:
-    """Training loss on one batch: TRADES, cross-entropy on adversarial examples, or clean."""
+def batch_loss(
+    model: nn.Module, x: Tensor, y: Tensor, adversary=None, attack_model: nn.Module | None = None
+) -> Tensor:
+    """Training loss on one batch: TRADES, cross-entropy on adversarial examples, or clean.
+
+    ``attack_model`` (default ``model``) is what the adversary attacks: the plain module when
+    ``model`` is its DistributedDataParallel wrapper.
+    """
+    target = model if attack_model is None else attack_model
     if isinstance(adversary, Trades):
-        return adversary.loss(model, x, y)
+        return adversary.loss(model, x, y, attack_model=target)
     if adversary is not None:
-        x = adversary.perturb(model, x, y)
+        x = adversary.perturb(target, x, y)
     return F.cross_entropy(model(x), y)
 
 
@@ -167,6 +182,8 @@ def train_epoch(
     on_batch=None,
     epoch: int = 0,
     where: str = "training",
+    shard: tuple[int, int] = (0, 1),
+    forward_model: nn.Module | None = None,
 ) -> float:
     """Run one epoch of (adversarial) training and return the mean loss.
 
@@ -181,6 +198,10 @@ def train_epoch(
         on_batch: Called as ``on_batch(epoch, batch, loss)`` after each step.
         epoch: The epoch number, for hooks and messages.
         where: Names the stage in the message of a non-finite loss.
+        shard: ``(rank, world)``: train on this rank's share of the epoch (see
+            :meth:`TensorData.batches`); ``batch_size`` is then the per-rank batch.
+        forward_model: Computes the loss (``model``'s DistributedDataParallel wrapper);
+            the adversary always attacks ``model`` itself.
 
     Raises:
         RunError: The loss or a weight became NaN or infinite.
@@ -188,12 +209,18 @@ def train_epoch(
     model.train()
     total = 0.0
     n = 0
-    for b, (x, y) in enumerate(data.batches(batch_size, True, seed)):
+    net = model if forward_model is None else forward_model
+    rank, world = shard
+    for b, (x, y) in enumerate(data.batches(batch_size, True, seed, rank=rank, world=world)):
         for group in opt.param_groups:
             group["lr"] = lr_at(b)
-        loss = batch_loss(model, x, y, adversary)
-        if not torch.isfinite(loss):
-            raise RunError(f"{where}: loss is {loss.item()} at epoch {epoch}, batch {b}.")
+        loss = batch_loss(net, x, y, adversary, attack_model=model)
+        if not all_finite(loss):  # on every rank, so that all ranks stop together
+            where_rank = f" (rank {rank}'s loss: {loss.item()})" if world > 1 else ""
+            raise RunError(
+                f"{where}: loss is {'not finite' if world > 1 else loss.item()} at epoch "
+                f"{epoch}, batch {b}{where_rank}."
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

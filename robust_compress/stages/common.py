@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from robust_compress import distributed
 from robust_compress.training import lr_factor, train_epoch
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,19 @@ def fit(
         adversary: ``perturb(model, x, y)``, a TRADES loss, or None.
         before_epoch: Called with the epoch number before it runs; returning True means
             parameter shapes changed, so the optimizer is rebuilt.
+
+    Under torchrun each rank trains on its share of every epoch with ``batch_size / N``
+    examples per step (the recipe's batch size stays the global one, so the number of
+    steps and the learning-rate schedule do not change); the loss is computed through a
+    DistributedDataParallel wrapper, rebuilt whenever pruning replaced parameters, while the
+    adversary attacks the plain module.
     """
-    data, bs = session.train_data, session.recipe.data.batch_size
-    per_epoch = data.num_batches(bs)
+    data, world = session.train_data, distributed.world_size()
+    bs = distributed.per_rank_batch(session.recipe.data.batch_size)
+    per_epoch = data.num_batches(bs, world)
     session.hooks.on_stage_start(label, epochs, per_epoch)
     opt = make_optimizer(session.model, opt_cfg)
+    net = _wrap(session, label)
     saved = session.extra.pop("optimizer_state", None)
     if saved is not None and session.epoch > 0:
         opt.load_state_dict(saved)
@@ -61,6 +71,8 @@ def fit(
         start = time.perf_counter()
         if before_epoch is not None and before_epoch(epoch):
             opt = make_optimizer(session.model, opt_cfg)
+            net = None  # drop the old wrapper (and its gradient hooks) first
+            net = _wrap(session, label)
 
         def lr_at(b: int, epoch: int = epoch) -> float:
             return opt_cfg.lr * lr_factor(schedule, (epoch * per_epoch + b) / (epochs * per_epoch))
@@ -76,7 +88,11 @@ def fit(
             epoch=epoch,
             where=f"stage {label}",
             on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
+            shard=(distributed.rank(), world),
+            forward_model=net,
         )
+        distributed.sync_buffers(session.model)  # rank 0's BatchNorm statistics everywhere
+        loss = distributed.mean(loss)
         session.epoch = epoch + 1
         log.info(
             "stage %s epoch %d/%d: loss %.4f, %.0f s",
@@ -92,3 +108,12 @@ def fit(
         )
         session.checkpoint(opt)
     session.model.eval()
+
+
+def _wrap(session, label: str):
+    """The model's DistributedDataParallel wrapper (the model itself in one process)."""
+    if not distributed.is_distributed():
+        return session.model
+    gc.collect()  # an old wrapper's gradient hooks go with it; never let two reducers fire
+    distributed.check_same_shapes(session.model, f"stage {label}")
+    return distributed.wrap(session.model)
