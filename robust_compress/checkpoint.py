@@ -61,8 +61,8 @@ def load_checkpoint(path: str | Path) -> dict:
     obj = safe_torch_load(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} is not a robust-compress checkpoint; for a plain state dict give the model "
-            "spec too (--model SPEC --weights FILE)."
+            f"{path} is not a robust-compress checkpoint (one made by `robust-compress train "
+            "--save`)."
         )
     return obj
 

@@ -82,6 +82,7 @@ class RunFolder:
             )
         if force and exists and not resume:
             shutil.rmtree(self.path)
+            is_run = False  # a fresh folder: it gets a new manifest below
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,9 +27,16 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint") -> object:
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols, not to users
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "Weights only load failed" in first:
+            first = (
+                "it holds objects other than tensors and plain data (refused: unpickling them "
+                "could run code)"
+            )
         raise CheckpointError(
             f"{path} cannot be loaded safely (weights_only=True): {first}. Save plain weights "
             "with torch.save(model.state_dict(), path)."

@@ -100,16 +100,25 @@ def lr_factor(schedule: str, progress: float) -> float:
     raise UserError(f"unknown lr schedule {schedule!r}; use onecycle, cosine or constant.")
 
 
+def build_optimizer(
+    model: nn.Module,
+    name: str = "sgd",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+) -> torch.optim.Optimizer:
+    """SGD (Nesterov momentum when ``momentum`` > 0) or Adam over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
+    )
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum over the trainable parameters of ``model``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.momentum > 0,
-    )
+    return build_optimizer(model, "sgd", cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
 BatchHook = Callable[[int, int, float], None]

@@ -83,3 +83,14 @@ def test_list_names_everything():
     assert result.exit_code == 0
     for name in ("builtin:cnn_small", "fashion-mnist", "robust_taylor", "apgd_ce", "quantize"):
         assert name in result.output
+
+
+def test_force_replaces_an_earlier_run(tmp_path):
+    from robust_compress.runfolder import MANIFEST, RunFolder
+
+    first = RunFolder(tmp_path / "run")
+    first.write_text("report.md", "old")
+    again = RunFolder(tmp_path / "run", force=True)
+    again.write_text("report.md", "new")
+    assert not (tmp_path / "run" / "report.md").read_text() == "old"
+    assert "report.md" in again.manifest()["files"] and (tmp_path / "run" / MANIFEST).is_file()

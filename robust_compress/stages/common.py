@@ -11,23 +11,14 @@ import torch
 from torch import nn
 
 from robust_compress import distributed
-from robust_compress.training import lr_factor, train_epoch
+from robust_compress.training import build_optimizer, lr_factor, train_epoch
 
 log = logging.getLogger(__name__)
 
 
 def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     """Build the optimizer a recipe's ``optimizer`` block asks for, over ``model``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=cfg.momentum > 0,
-    )
+    return build_optimizer(model, cfg.name, cfg.lr, cfg.momentum, cfg.weight_decay)
 
 
 def fit(
