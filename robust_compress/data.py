@@ -152,6 +152,8 @@ def _read_idx(path: Path) -> Tensor:
         expected *= d
     if len(body) != expected:
         raise UserError(f"{path} is truncated: {len(body)} bytes, expected {expected}.")
+    if expected == 0:  # torch.frombuffer refuses an empty buffer
+        return torch.zeros(dims, dtype=torch.uint8)
     return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
 
 

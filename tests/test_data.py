@@ -99,3 +99,11 @@ def test_real_fashion_mnist_shapes():
     ds = load_dataset("fashion-mnist", "test")
     assert ds.x.shape == (10000, 1, 28, 28) and ds.num_classes == 10
     assert torch.bincount(ds.y).tolist() == [1000] * 10
+
+
+def test_empty_dataset_is_a_clear_error(tmp_path):
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", torch.zeros(0, 28, 28))
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", torch.zeros(0))
+    with pytest.raises(UserError, match="is empty"):
+        load_dataset("fashion-mnist", "test", root=tmp_path)
