@@ -12,14 +12,20 @@ def stage_plot(report: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["per_stage"]
+    # export and audit do not change the model: plot the stages that do
+    rows = [r for r in report["per_stage"] if r["kind"] in ("train", "prune", "quantize")]
+    rows = rows or report["per_stage"]
     fig, ax = plt.subplots(figsize=(6, 4))
     macs = [r["macs"] / 1e6 for r in rows]
     ax.plot(macs, [r["clean"] for r in rows], "o-", label="clean")
     ax.plot(macs, [r["pgd10"] for r in rows], "s--", label="PGD-10")
-    for r, x in zip(rows, macs, strict=True):
+    for i, (r, x) in enumerate(zip(rows, macs, strict=True)):
         ax.annotate(
-            r["name"], (x, r["clean"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            r["name"],
+            (x, r["clean"]),
+            fontsize=7,
+            xytext=(4, 4 + 9 * (i % 3)),
+            textcoords="offset points",
         )
     ax.set_xlabel("MACs (millions)")
     ax.set_ylabel("accuracy")
