@@ -150,7 +150,7 @@ def _audit(target, data, names, samples, budget, sweep_extra, sanity, say) -> di
             | (set(checks.default_sweep(budget.eps, budget.norm, numel)) if sanity else set())
         )
         m = min(checks.SWEEP_SAMPLES, n)
-        sweep = checks.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say)
+        sweep = checks.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say, names)
     if sanity:
         found = _checks(target, ens, sweep, x, y, clean, budget, say)
     return {

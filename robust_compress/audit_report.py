@@ -66,17 +66,18 @@ def _sweep_rows(result: dict) -> list[str]:
     sweep = result["eps_sweep"]
     if not sweep:
         return []
-    first = sweep[0]
-    budget = result["budget"]
-    how = f"PGD-{budget['pgd_steps']}" if first["attack"] == "pgd" else "Square"
+    attacks = list(dict.fromkeys(r["attack"] for r in sweep))
+    table = {(r["eps"], r["attack"]): r["accuracy"] for r in sweep}
     lines = [
         "",
-        f"Accuracy vs eps ({how} alone, first {first['samples']} examples):",
+        f"Accuracy vs eps (each attack alone, first {sweep[0]['samples']} examples):",
         "",
-        "| eps | accuracy |",
-        "|---:|---:|",
+        "| eps | " + " | ".join(LABELS[a] for a in attacks) + " |",
+        "|---:|" + "---:|" * len(attacks),
     ]
-    lines += [f"| {r['eps']:.4g} | {_pct(r['accuracy'])} |" for r in sweep]
+    for eps in sorted({r["eps"] for r in sweep}):
+        cells = " | ".join(_pct(table.get((eps, a))) for a in attacks)
+        lines.append(f"| {eps:.4g} | {cells} |")
     return lines
 
 
@@ -140,13 +141,14 @@ def plot_sweep(result: dict, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    attack = sweep[0]["attack"]
-    ax.plot(
-        [r["eps"] for r in sweep],
-        [r["accuracy"] for r in sweep],
-        "o-",
-        label=f"{LABELS[attack]} alone (first {sweep[0]['samples']})",
-    )
+    for attack in dict.fromkeys(r["attack"] for r in sweep):
+        rows = sorted((r for r in sweep if r["attack"] == attack), key=lambda r: r["eps"])
+        ax.plot(
+            [r["eps"] for r in rows],
+            [r["accuracy"] for r in rows],
+            "o-",
+            label=f"{LABELS[attack]} alone (first {rows[0]['samples']})",
+        )
     ax.plot(
         [result["eps"]],
         [result["robust"]],
