@@ -144,3 +144,46 @@ def _differentiable_eval(model: nn.Module) -> Iterator[None]:
             m.training = mode
         for p, flag in flags.items():
             p.requires_grad_(flag)
+
+
+class LearnedScoreImportance(tp.importance.Importance):
+    """Per-channel scores learned elsewhere (HYDRA), looked up by the group's root layer.
+
+    Args:
+        scores: Maps a layer (Conv2d or Linear) to one score per output channel. A group whose
+            root layer has no score falls back to its L1 magnitude.
+    """
+
+    def __init__(self, scores: dict[nn.Module, Tensor]) -> None:
+        self.scores = {m: s.detach().abs() for m, s in scores.items()}
+        self.fallback = tp.importance.MagnitudeImportance(p=1)
+
+    @torch.no_grad()
+    def __call__(self, group, **kwargs):
+        """Return the learned score of each channel of ``group``'s root layer."""
+        dep, idxs = group[0]
+        scores = self.scores.get(dep.target.module)
+        if scores is None or not _prunes_out_channels(dep):
+            return self.fallback(group)
+        return scores[list(idxs)].clone()
+
+
+def _prunes_out_channels(dep) -> bool:
+    return dep.handler in (
+        tp.prune_conv_out_channels,
+        tp.prune_linear_out_channels,
+    )
+
+
+def use_learned_scores(pruner, scores: dict[nn.Module, Tensor]) -> None:
+    """Make a prepared StructuredPruner rank channels by ``scores``, not its criterion.
+
+    See :class:`LearnedScoreImportance`; ``pruner`` is a prepared
+    :class:`~robust_compress.adapters.tp_pruner.StructuredPruner`.
+
+    Raises:
+        UserError: ``pruner.prepare`` was not called first.
+    """
+    if getattr(pruner, "_pruner", None) is None:
+        raise UserError("call StructuredPruner.prepare(model, example_inputs) before this.")
+    pruner._pruner.importance = LearnedScoreImportance(scores)

@@ -214,6 +214,9 @@ class PruneStage(BaseStage):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     lr_schedule: LrSchedule = "cosine"
     grad_batches: int = Field(4, ge=1)
+    hydra_form: Literal["structured", "unstructured"] = "structured"
+    score_epochs: int = Field(1, ge=0)
+    score_lr: float = Field(0.1, gt=0)
 
 
 class QuantizeStage(BaseStage):

@@ -16,10 +16,11 @@ def make_pruner(session, index: int, stage, ratio: float | None = None, steps: i
     from robust_compress.adapters.tp_pruner import StructuredPruner
     from robust_compress.recipe_schema import AdversaryConfig
 
-    if stage.method != "magnitude":
+    if stage.method not in ("magnitude", "hydra"):
         raise UserError(
             f"prune method {stage.method!r} is not available yet; use method: magnitude with an "
-            "importance criterion (l1, l2, taylor, robust_taylor, bn_scale, lamp, random)."
+            "importance criterion (l1, l2, taylor, robust_taylor, bn_scale, lamp, random), "
+            "or method: hydra."
         )
     adversary = None
     if stage.importance == "robust_taylor":
@@ -86,6 +87,9 @@ def run(session, stage, label: str) -> None:
     if session.quant_config is not None:
         raise UserError(f"stage {label}: cannot prune a quantized model; prune before quantizing.")
     session.snapshot_dense()
+    if stage.method == "hydra":
+        _run_hydra(session, stage, label)
+        return
     schedule = _Schedule(session, stage)
     epochs = max(stage.finetune_epochs, stage.schedule_epochs)
     if epochs == 0:
@@ -101,3 +105,61 @@ def run(session, stage, label: str) -> None:
         adversary,
         before_epoch=schedule.advance,
     )
+
+
+def _run_hydra(session, stage, label: str) -> None:
+    """HYDRA: learn scores under the stage's adversary, prune by them, fine-tune adversarially."""
+    from robust_compress import hydra
+    from robust_compress.adapters.tp_ignore import find_head
+
+    form = stage.hydra_form
+    if session.epoch > 0 and form == "unstructured":
+        raise UserError(
+            f"stage {label}: unstructured hydra cannot resume mid-fine-tuning (its mask is not "
+            "checkpointed); run the recipe again without --resume."
+        )
+    adversary = session.adversary_for(session.stage_index, stage.adversary)
+    handles: list = []
+    if session.epoch == 0:  # after a resume the checkpoint holds the pruned model already
+        layers, scores = hydra.learn_scores(
+            session.model,
+            session.train_data,
+            head=find_head(session.model, session.example()),
+            form=form,
+            ratio=stage.ratio,
+            epochs=stage.score_epochs,
+            lr=stage.score_lr,
+            batch_size=session.recipe.data.batch_size,
+            seed=session.recipe.seed + session.stage_index,
+            adversary=adversary,
+        )
+        if form == "structured":
+            _prune_by_scores(session, stage, scores)
+        else:
+            handles = hydra.apply_unstructured(layers, scores, stage.ratio)
+    if stage.finetune_epochs:
+        fit(session, label, stage.finetune_epochs, stage.optimizer, stage.lr_schedule, adversary)
+    info = {"form": form, "score_epochs": stage.score_epochs}
+    if form == "unstructured":
+        info["sparsity"] = hydra.finish_unstructured(layers, handles)
+    session.extra["hydra"] = info
+    if form == "unstructured":  # the model keeps its shapes: no size report from the pruner
+        session.extra["prune_report"] = {"importance": "hydra", "ratio": stage.ratio}
+    session.extra.setdefault("prune_report", {})["hydra"] = info
+    session.model.eval()
+
+
+def _prune_by_scores(session, stage, scores) -> None:
+    """Remove the lowest-score channels of each layer through the Torch-Pruning adapter."""
+    from robust_compress.adapters.tp_importance import use_learned_scores
+    from robust_compress.adapters.tp_pruner import StructuredPruner
+
+    pruner = StructuredPruner(
+        "l1", stage.ratio, 1, ignore=stage.ignore, round_to=stage.round_to, seed=session.recipe.seed
+    )
+    pruner.prepare(session.model, session.example())
+    use_learned_scores(pruner, scores)
+    pruner.step()
+    report = pruner.report()
+    report["importance"] = "hydra"
+    session.extra["prune_report"] = report

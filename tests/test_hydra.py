@@ -1,0 +1,138 @@
+import pytest
+import torch
+from torch import nn
+
+from robust_compress import hydra
+from robust_compress.adapters.tp_importance import use_learned_scores
+from robust_compress.adapters.tp_pruner import StructuredPruner, count_macs_params
+from robust_compress.data import load_dataset
+from robust_compress.engine import Session
+from robust_compress.models import build_model
+from robust_compress.recipe import parse_recipe
+from robust_compress.training import TorchPGD
+
+RECIPE = """
+name: hydra
+seed: 0
+model: {{spec: builtin:cnn_tiny}}
+data: {{name: synthetic, batch_size: 64, train_subset: 128, test_subset: 64}}
+threat: {{norm: linf, eps: 0.1}}
+stages:
+  - train: {{method: pgd, epochs: 1, adversary: {{attack: pgd, steps: 1}}}}
+  - prune: {{method: hydra, hydra_form: {form}, ratio: 0.5, score_epochs: 1,
+             finetune_epochs: 1, adversary: {{attack: pgd, steps: 1}}}}
+"""
+
+
+def _hooks(model: nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + ("forward" in m.__dict__)
+        for m in model.modules()
+    )
+
+
+def _run(form: str, tmp_path) -> Session:
+    session = Session(parse_recipe(RECIPE.format(form=form)), tmp_path / form)
+    session.setup()
+    session.run()
+    return session
+
+
+def test_structured_hydra_shrinks_the_model(tmp_path):
+    session = _run("structured", tmp_path)
+    example = session.example()
+    dense_macs, _ = count_macs_params(session.dense_model(), example)
+    macs, _ = count_macs_params(session.model, example)
+    assert macs <= dense_macs / 2.5
+    assert session.extra["prune_report"]["importance"] == "hydra"
+    assert session.extra["hydra"]["form"] == "structured"
+    x = session.train_data.x[:8]
+    out = session.model(x)
+    assert out.shape == (8, session.num_classes) and torch.isfinite(out).all()
+    assert _hooks(session.model) == 0 and not session.model.training
+
+
+def test_unstructured_hydra_keeps_pruned_weights_zero(tmp_path):
+    session = _run("unstructured", tmp_path)
+    layers = hydra.prunable_layers(session.model, "head")
+    zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
+    total = sum(m.weight.numel() for m in layers.values())
+    assert abs(zeros / total - 0.5) < 0.02
+    assert abs(session.extra["hydra"]["sparsity"] - zeros / total) < 1e-9
+    assert session.extra["prune_report"]["hydra"]["form"] == "unstructured"
+    assert session.model.head.weight.ne(0).all()  # the head is never pruned
+    assert _hooks(session.model) == 0
+    assert all(not hasattr(m, "_hydra_mask") for m in session.model.modules())
+
+
+def _learn(form: str, model: nn.Module, epochs: int = 1):
+    data = load_dataset("synthetic", "train", subset=128)
+    adversary = TorchPGD(eps=0.1, steps=1, generator=torch.Generator().manual_seed(0))
+    return hydra.learn_scores(
+        model,
+        data,
+        head="head",
+        form=form,
+        ratio=0.5,
+        epochs=epochs,
+        lr=0.5,
+        batch_size=64,
+        seed=0,
+        adversary=adversary,
+    )
+
+
+@pytest.mark.parametrize("form", ["structured", "unstructured"])
+def test_scores_learn_and_weights_stay_frozen(form):
+    torch.manual_seed(0)
+    model = build_model("builtin:cnn_tiny")
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    layers, scores = _learn(form, model)
+    init = hydra.init_scores(layers, form)
+    changed = [not torch.allclose(scores[m], init[m]) for m in layers.values()]
+    assert all(changed)
+    for k, v in model.named_parameters():
+        assert torch.equal(v, before[k]), k
+        assert v.requires_grad
+    assert _hooks(model) == 0
+
+
+def test_topk_mask_passes_gradients_straight_through():
+    s = torch.tensor([0.3, -0.9, 0.1, 0.5], requires_grad=True)
+    mask = hydra.topk_mask(s, 0.5)
+    assert mask.tolist() == [0.0, 1.0, 0.0, 1.0]
+    (mask * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    assert s.grad.tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_pruner_keeps_the_channels_with_the_highest_scores():
+    torch.manual_seed(0)
+    model = build_model("builtin:cnn_tiny")
+    conv = model.features[0]
+    n = conv.out_channels
+    # give high scores to the channels of smallest L1 norm: plain l1 would remove them
+    order = conv.weight.detach().abs().flatten(1).sum(1).argsort()
+    scores = {conv: torch.zeros(n)}
+    scores[conv][order[: n // 2]] = 1.0
+    kept_weights = conv.weight.detach()[order[: n // 2]].clone()
+    pruner = StructuredPruner("l1", 0.5, 1)
+    pruner.prepare(model, torch.zeros(1, 1, 28, 28))
+    use_learned_scores(pruner, scores)
+    pruner.step()
+    assert model.features[0].out_channels == n // 2
+    kept = model.features[0].weight.detach()
+    for w in kept_weights:
+        assert any(torch.equal(w, k) for k in kept)
+
+
+def test_structured_mask_zeroes_channels_after_batchnorm():
+    torch.manual_seed(0)
+    model = build_model("builtin:cnn_tiny").eval()
+    layers = hydra.prunable_layers(model, "head")
+    scores = hydra.init_scores(layers, "structured")
+    seen = {}
+    model.features[2].register_forward_hook(lambda m, i, o: seen.__setitem__("bn", i[0]))
+    with hydra.masked(model, layers, scores, "structured", 0.5):
+        model(torch.rand(2, 1, 28, 28))
+    zero_channels = (seen["bn"].abs().sum((0, 2, 3)) == 0).sum().item()
+    assert zero_channels == model.features[0].out_channels // 2
