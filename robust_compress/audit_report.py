@@ -72,7 +72,7 @@ def _sweep_rows(result: dict) -> list[str]:
         "",
         f"Accuracy vs eps (each attack alone, first {sweep[0]['samples']} examples):",
         "",
-        "| eps | " + " | ".join(LABELS[a] for a in attacks) + " |",
+        "| eps | " + " | ".join(_sweep_label(a, sweep) for a in attacks) + " |",
         "|---:|" + "---:|" * len(attacks),
     ]
     for eps in sorted({r["eps"] for r in sweep}):
@@ -130,6 +130,11 @@ def audit_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _sweep_label(attack: str, rows: list[dict]) -> str:
+    queries = next((r.get("queries") for r in rows if r["attack"] == attack), None)
+    return f"{LABELS[attack]}-{queries}q" if queries else LABELS[attack]
+
+
 def plot_sweep(result: dict, path: Path) -> Path | None:
     """Accuracy vs eps from the sweep, with the ensemble's worst case at the audit eps."""
     sweep = result["eps_sweep"]
@@ -147,7 +152,7 @@ def plot_sweep(result: dict, path: Path) -> Path | None:
             [r["eps"] for r in rows],
             [r["accuracy"] for r in rows],
             "o-",
-            label=f"{LABELS[attack]} alone (first {rows[0]['samples']})",
+            label=f"{_sweep_label(attack, rows)} alone (first {rows[0]['samples']})",
         )
     ax.plot(
         [result["eps"]],
