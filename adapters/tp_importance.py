@@ -21,6 +21,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from robust_compress.errors import UserError, suggest
+from robust_compress.model_state import preserved_state
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +132,8 @@ def loss_gradients(
 @contextlib.contextmanager
 def _differentiable_eval(model: nn.Module) -> Iterator[None]:
     """Eval mode with every parameter requiring grad; both restored on exit."""
-    modes = {m: m.training for m in model.modules()}
-    flags = {p: p.requires_grad for p in model.parameters()}
-    model.eval()
-    for p in flags:
-        p.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
+    with preserved_state(model, eval_mode=True, requires_grad=True):
+        yield
 
 
 class LearnedScoreImportance(tp.importance.Importance):

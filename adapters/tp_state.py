@@ -20,6 +20,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from robust_compress.errors import CheckpointError
+from robust_compress.model_state import preserved_state
 from robust_compress.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
@@ -103,18 +104,8 @@ def traceable(model: nn.Module) -> Iterator[None]:
     exit each module's train/eval mode (tracing sets eval) and each parameter's
     ``requires_grad`` (pruning makes new parameters that require grad) are restored by name.
     """
-    modes = {m: m.training for m in model.modules()}
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    for p in model.parameters():
-        p.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags.get(n, True))
+    with preserved_state(model, requires_grad=True):
+        yield
 
 
 def _replay(model: nn.Module, history: list, input_shape: list[int]) -> None:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robust_compress.model_state import preserved_state
+
 
 @contextlib.contextmanager
 def frozen_for_attack(model: nn.Module) -> Iterator[nn.Module]:
@@ -22,18 +24,8 @@ def frozen_for_attack(model: nn.Module) -> Iterator[nn.Module]:
     Eval mode keeps BatchNorm statistics untouched while attacking; turning off
     ``requires_grad`` spares the backward pass the weight gradients.
     """
-    modes = {m: m.training for m in model.modules()}
-    flags = {p: p.requires_grad for p in model.parameters()}
-    model.eval()
-    for p in flags:
-        p.requires_grad_(False)
-    try:
+    with preserved_state(model, eval_mode=True, requires_grad=False):
         yield model
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
 
 
 def _input_grad(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
