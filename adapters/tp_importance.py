@@ -163,17 +163,3 @@ def _prunes_out_channels(dep) -> bool:
         tp.prune_conv_out_channels,
         tp.prune_linear_out_channels,
     )
-
-
-def use_learned_scores(pruner, scores: dict[nn.Module, Tensor]) -> None:
-    """Make a prepared StructuredPruner rank channels by ``scores``, not its criterion.
-
-    See :class:`LearnedScoreImportance`; ``pruner`` is a prepared
-    :class:`~robust_compress.adapters.tp_pruner.StructuredPruner`.
-
-    Raises:
-        UserError: ``pruner.prepare`` was not called first.
-    """
-    if getattr(pruner, "_pruner", None) is None:
-        raise UserError("call StructuredPruner.prepare(model, example_inputs) before this.")
-    pruner._pruner.importance = LearnedScoreImportance(scores)

@@ -25,7 +25,7 @@ require grad (flags are put back by name). Taylor gradients never touch the call
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch_pruning as tp
@@ -37,6 +37,7 @@ from .tp_ignore import find_head, resolve_names
 from .tp_importance import (
     GRADIENT_IMPORTANCES,
     IMPORTANCES,
+    LearnedScoreImportance,
     StoredGradTaylorImportance,
     loss_gradients,
     make_importance,
@@ -81,6 +82,8 @@ class StructuredPruner:
         batches: Callable returning an iterable of ``(x, y)``; required by the Taylor criteria.
         grad_batches: Batches whose gradients are summed per step for the Taylor criteria.
         seed: Seed of the ``random`` criterion.
+        scores: Per-channel scores learned elsewhere (HYDRA), keyed by layer: when given they
+            rank the channels instead of ``importance``.
 
     Raises:
         UserError: An option is invalid or missing (the message says which).
@@ -99,6 +102,7 @@ class StructuredPruner:
         batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None,
         grad_batches: int = 4,
         seed: int = 0,
+        scores: Mapping[nn.Module, Tensor] | None = None,
     ):
         _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches)
         self.importance = importance
@@ -111,6 +115,7 @@ class StructuredPruner:
         self.batches = batches
         self.grad_batches = int(grad_batches)
         self.seed = int(seed)
+        self.scores = scores
         self.steps_taken = 0
         self._model: nn.Module | None = None
         self._pruner: tp.pruner.BasePruner | None = None
@@ -145,7 +150,11 @@ class StructuredPruner:
             self._pruner = tp.pruner.BasePruner(
                 model,
                 example_inputs,
-                importance=make_importance(self.importance, self.seed),
+                importance=(
+                    LearnedScoreImportance(self.scores)
+                    if self.scores is not None
+                    else make_importance(self.importance, self.seed)
+                ),
                 global_pruning=self.global_pruning,
                 pruning_ratio=self.ratio,
                 iterative_steps=self.steps,

@@ -3,7 +3,6 @@ import torch
 from torch import nn
 
 from robust_compress import hydra
-from robust_compress.adapters.tp_importance import use_learned_scores
 from robust_compress.adapters.tp_pruner import StructuredPruner, count_macs_params
 from robust_compress.data import load_dataset
 from robust_compress.engine import Session
@@ -124,9 +123,8 @@ def test_pruner_keeps_the_channels_with_the_highest_scores():
     scores = {conv: torch.zeros(n)}
     scores[conv][order[: n // 2]] = 1.0
     kept_weights = conv.weight.detach()[order[: n // 2]].clone()
-    pruner = StructuredPruner("l1", 0.5, 1)
+    pruner = StructuredPruner("l1", 0.5, 1, scores=scores)
     pruner.prepare(model, torch.zeros(1, 1, 28, 28))
-    use_learned_scores(pruner, scores)
     pruner.step()
     assert model.features[0].out_channels == n // 2
     kept = model.features[0].weight.detach()

@@ -151,14 +151,18 @@ def _run_hydra(session, stage, label: str) -> None:
 
 def _prune_by_scores(session, stage, scores) -> None:
     """Remove the lowest-score channels of each layer through the Torch-Pruning adapter."""
-    from robust_compress.adapters.tp_importance import use_learned_scores
     from robust_compress.adapters.tp_pruner import StructuredPruner
 
     pruner = StructuredPruner(
-        "l1", stage.ratio, 1, ignore=stage.ignore, round_to=stage.round_to, seed=session.recipe.seed
+        "l1",
+        stage.ratio,
+        1,
+        ignore=stage.ignore,
+        round_to=stage.round_to,
+        seed=session.recipe.seed,
+        scores=scores,
     )
     pruner.prepare(session.model, session.example())
-    use_learned_scores(pruner, scores)
     pruner.step()
     report = pruner.report()
     report["importance"] = "hydra"
