@@ -238,6 +238,11 @@ class Session:
 
         if self._pruner is None:
             index, stage = self._first("prune")
+            if stage.method != "magnitude":
+                raise UserError(
+                    f"pruning_step() takes criterion-based steps (method: magnitude); the prune "
+                    f"stage's method {stage.method!r} runs only inside Session.run()."
+                )
             self.snapshot_dense()
             self._pruner = make_pruner(self, index, stage)
             self._pruner.prepare(self.model, self.example())

@@ -233,10 +233,11 @@ def train_epoch(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total += loss.item()
+        value = loss.item()
+        total += value
         n += 1
         if on_batch:
-            on_batch(epoch, b, loss.item())
+            on_batch(epoch, b, value)
     _check_finite_weights(model, where, epoch)
     return total / max(n, 1)
 

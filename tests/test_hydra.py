@@ -143,3 +143,18 @@ def test_structured_mask_zeroes_channels_after_batchnorm():
         model(torch.rand(2, 1, 28, 28))
     zero_channels = (seen["bn"].abs().sum((0, 2, 3)) == 0).sum().item()
     assert zero_channels == model.features[0].out_channels // 2
+
+
+def test_foreign_loop_pruning_step_refuses_hydra():
+    from robust_compress.engine import Session
+    from robust_compress.errors import UserError
+    from robust_compress.recipe import parse_recipe
+
+    recipe = parse_recipe(
+        "name: h\nmodel: {spec: builtin:cnn_tiny}\ndata: {name: synthetic}\n"
+        "threat: {eps: 0.1}\nstages:\n  - prune: {method: hydra, ratio: 0.5}\n"
+    )
+    session = Session(recipe)
+    session.setup()
+    with pytest.raises(UserError, match="runs only inside Session.run"):
+        session.pruning_step()
