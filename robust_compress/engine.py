@@ -36,6 +36,7 @@ from robust_compress.runfolder import RunFolder
 
 log = logging.getLogger(__name__)
 MAIN_ONLY = ("export", "audit")  # under torchrun, rank 0 alone runs these (and measures)
+MODEL_UNCHANGED = ("export", "audit")  # stages that read the model and never change it
 
 
 class Session:
@@ -163,7 +164,10 @@ class Session:
                 log.debug("stage %s runs on rank 0 only", label)
             else:
                 STAGE_RUNNERS[stage.kind](self, stage, label)
-            record = distributed.on_main(functools.partial(self.measure, label, stage.kind))
+            if stage.kind in MODEL_UNCHANGED and self.records:  # same model: same figures
+                record = {**self.records[-1], "name": label, "kind": stage.kind}
+            else:
+                record = distributed.on_main(functools.partial(self.measure, label, stage.kind))
             record["seconds"] = seconds_before + time.perf_counter() - start
             self.records.append(record)
             self.stage_index += 1
