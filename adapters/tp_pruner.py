@@ -16,6 +16,10 @@ Example:
     >>> save_pruned(model, Path("pruned.pt"))
     >>> restored = load_pruned(build_model("builtin:cnn_small"), Path("pruned.pt"))
 
+Robust sparse training: with ``sparsity_reg > 0``, call :meth:`StructuredPruner.regularize`
+between ``loss.backward()`` and ``optimizer.step()`` of the (adversarial) training before
+pruning; the group-norm penalty shrinks the weak channels so removing them costs little.
+
 What the library disturbs is restored here: tracing leaves the model in eval mode (the mode
 of every module is put back); tracing misses leading layers whose parameters are frozen (every
 parameter requires grad while tracing); pruning replaces parameter objects, and the new ones
@@ -42,6 +46,7 @@ from .tp_importance import (
     loss_gradients,
     make_importance,
 )
+from .tp_sparse import SparsePruner, check_sparsity_reg, regularize
 from .tp_state import (
     count_macs_params,
     load_pruned,
@@ -84,6 +89,9 @@ class StructuredPruner:
         seed: Seed of the ``random`` criterion.
         scores: Per-channel scores learned elsewhere (HYDRA), keyed by layer: when given they
             rank the channels instead of ``importance``.
+        sparsity_reg: Strength of the group-norm (DepGraph) regularisation that
+            :meth:`regularize` adds during training before pruning; 0 turns it off. Needs
+            importance ``l1``, ``l2`` or ``lamp`` and no ``scores``.
 
     Raises:
         UserError: An option is invalid or missing (the message says which).
@@ -103,8 +111,10 @@ class StructuredPruner:
         grad_batches: int = 4,
         seed: int = 0,
         scores: Mapping[nn.Module, Tensor] | None = None,
+        sparsity_reg: float = 0.0,
     ):
         _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches)
+        self.sparsity_reg = check_sparsity_reg(sparsity_reg, importance, scores)
         self.importance = importance
         self.ratio = float(ratio)
         self.steps = int(steps)
@@ -139,6 +149,7 @@ class StructuredPruner:
     def prepare(self, model: nn.Module, example_inputs: Tensor) -> None:
         """Bind to ``model``: resolve ignored layers, count MACs and build the graph.
 
+        With ``sparsity_reg > 0`` the library's regularising pruner is built (same options).
         The train/eval mode of every module is as given afterwards.
         """
         self._ignored = self.resolve_ignored(model, example_inputs)
@@ -146,8 +157,9 @@ class StructuredPruner:
         self._before = count_macs_params(model, example_inputs)
         self._example = example_inputs
         self._base_history = pruning_record(model)["history"]
+        sparse = {"reg": self.sparsity_reg} if self.sparsity_reg > 0 else {}
         with traceable(model):
-            self._pruner = tp.pruner.BasePruner(
+            self._pruner = (SparsePruner if sparse else tp.pruner.BasePruner)(
                 model,
                 example_inputs,
                 importance=(
@@ -160,6 +172,7 @@ class StructuredPruner:
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,
+                **sparse,
             )
         self._model = model
         self.steps_taken = 0
@@ -200,6 +213,7 @@ class StructuredPruner:
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
         with traceable(model):
             self._pruner.step()
+        self._pruner.update_regularizer()  # its groups held the old channel indices
         self.steps_taken += 1
         history = self._base_history + self._pruner.pruning_history()
         set_pruning_record(model, history, list(self._example.shape))
@@ -220,6 +234,28 @@ class StructuredPruner:
             sum(p.numel() for p in model.parameters()),
         )
         return changed
+
+    def regularize(self) -> None:
+        """Add the group-norm penalty's gradient to the bound model's ``.grad``.
+
+        Call it after ``loss.backward()`` and before ``optimizer.step()``; it also works after
+        :meth:`step`. Modes, ``requires_grad`` flags and weights are left as found.
+
+        Raises:
+            UserError: ``sparsity_reg`` is 0, :meth:`prepare` was not called, or the model has
+                no gradients yet.
+        """
+        if self.sparsity_reg == 0:
+            raise UserError(
+                "StructuredPruner.regularize() needs sparsity_reg > 0: pass e.g."
+                " StructuredPruner(..., sparsity_reg=1e-4), or do not call regularize()."
+            )
+        if self._pruner is None or self._model is None:
+            raise UserError(
+                "call StructuredPruner.prepare(model, example_inputs) before regularize()."
+            )
+        assert isinstance(self._pruner, SparsePruner)
+        regularize(self._pruner, self._model)
 
     def _load_gradients(self, model: nn.Module) -> None:
         imp = self._pruner.importance
@@ -244,6 +280,7 @@ class StructuredPruner:
             "global_pruning": self.global_pruning,
             "round_to": self.round_to,
             "ignored": list(self._ignored),
+            "sparsity_reg": self.sparsity_reg,
         }
 
 

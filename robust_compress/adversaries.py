@@ -20,7 +20,9 @@ class TorchFGSM:
         return pgd_linf(model, x, y, self.eps, self.eps, 1, random_start=False)
 
 
-def build_adversary(cfg, norm: str = "linf", seed: int = 0, method: str | None = None):
+def build_adversary(
+    cfg, norm: str = "linf", seed: int = 0, method: str | None = None, trades_beta: float = 6.0
+):
     """Return the adversary a recipe block asks for, or None.
 
     Args:
@@ -29,6 +31,7 @@ def build_adversary(cfg, norm: str = "linf", seed: int = 0, method: str | None =
         norm: The threat's norm; the ``torch`` backend supports only ``linf``.
         seed: Seed of random starts.
         method: The train stage's method; ``trades`` returns a :class:`Trades` loss.
+        trades_beta: The TRADES trade-off between the clean and the robust term.
 
     Raises:
         UserError: The combination is not supported.
@@ -37,7 +40,12 @@ def build_adversary(cfg, norm: str = "linf", seed: int = 0, method: str | None =
         return None
     gen = torch.Generator().manual_seed(seed)
     if method == "trades":
-        return Trades(cfg.eps, cfg.step, cfg.steps)
+        if norm != "linf":
+            raise UserError(
+                f"TRADES training runs its inner maximisation in the L-inf ball; the threat's "
+                f"norm is {norm!r}. Use method: pgd (the ART backend covers L2), or norm: linf."
+            )
+        return Trades(cfg.eps, cfg.step, cfg.steps, trades_beta)
     if cfg.backend == "art" or norm != "linf":
         from robust_compress.adapters.art_adversary import ArtAdversary
 

@@ -219,7 +219,10 @@ class Session:
         """The (cached) adversary of stage ``index`` built from its adversary block."""
         if index not in self._adversaries:
             seed = self.recipe.seed * 1000 + index
-            self._adversaries[index] = build_adversary(cfg, self.recipe.threat.norm, seed, method)
+            beta = getattr(self.recipe.stages[index], "trades_beta", 6.0)
+            self._adversaries[index] = build_adversary(
+                cfg, self.recipe.threat.norm, seed, method, beta
+            )
         return self._adversaries[index]
 
     def _first(self, kind: str) -> tuple[int, object]:

@@ -27,11 +27,11 @@ Scores = dict[nn.Module, nn.Parameter]
 
 
 class _TopK(torch.autograd.Function):
-    """Mask keeping the ``keep`` largest scores; the gradient passes straight through."""
+    """Mask keeping the ``keep`` largest values; the gradient passes straight through."""
 
     @staticmethod
     def forward(ctx, scores: Tensor, keep: int) -> Tensor:
-        flat = scores.detach().abs().flatten()
+        flat = scores.detach().flatten()
         mask = torch.zeros_like(flat)
         mask[torch.topk(flat, keep, sorted=False).indices] = 1.0
         return mask.view_as(scores)
@@ -47,8 +47,13 @@ def keep_count(n: int, ratio: float) -> int:
 
 
 def topk_mask(scores: Tensor, ratio: float) -> Tensor:
-    """The straight-through top-k mask of ``scores`` (same shape), pruning ``ratio``."""
-    return _TopK.apply(scores, keep_count(scores.numel(), ratio))
+    """The straight-through top-k mask of ``|scores|`` (same shape), pruning ``ratio``.
+
+    The absolute value is taken outside the straight-through step, so a negative score gets
+    the gradient of ``|s|`` (raising the loss's wish to keep a unit raises ``|s|``, whatever the
+    sign of ``s``), as in the edge-popup and HYDRA code.
+    """
+    return _TopK.apply(scores.abs(), keep_count(scores.numel(), ratio))
 
 
 def prunable_layers(model: nn.Module, head: str) -> dict[str, nn.Module]:
@@ -60,9 +65,22 @@ def prunable_layers(model: nn.Module, head: str) -> dict[str, nn.Module]:
     }
 
 
-def init_scores(layers: dict[str, nn.Module], form: str) -> Scores:
-    """Scaled-init scores: per output channel (L1 norm) or per weight (``|w|``)."""
+def init_scores(layers: dict[str, nn.Module], form: str, init: str = "magnitude") -> Scores:
+    """Initial scores: per output channel (L1 norm) or per weight (``|w|``).
+
+    Args:
+        layers: The scored layers.
+        form: ``structured`` (a score per output channel) or ``unstructured`` (per weight).
+        init: ``magnitude``: HYDRA's scaled init; ``random``: edge-popup's Kaiming-uniform
+            scores, independent of the weights (unstructured only).
+    """
     scores: Scores = {}
+    if init == "random":
+        for m in layers.values():
+            s = torch.empty_like(m.weight.detach())
+            nn.init.kaiming_uniform_(s, a=math.sqrt(5))
+            scores[m] = nn.Parameter(s)
+        return scores
     for m in layers.values():
         w = m.weight.detach()
         mag = w.abs().flatten(1).sum(1) if form == "structured" else w.abs()
@@ -158,6 +176,7 @@ def learn_scores(
     batch_size: int,
     seed: int,
     adversary=None,
+    init: str = "magnitude",
 ) -> tuple[dict[str, nn.Module], Scores]:
     """Learn HYDRA scores for ``model`` (weights frozen) and return ``(layers, scores)``.
 
@@ -173,9 +192,10 @@ def learn_scores(
         batch_size: Examples per step.
         seed: Seed of the data order.
         adversary: ``perturb(model, x, y)``, a TRADES loss, or None; it attacks the masked model.
+        init: How the scores start (see :func:`init_scores`).
     """
     layers = prunable_layers(model, head)
-    scores = init_scores(layers, form)
+    scores = init_scores(layers, form, init)
     if epochs == 0:
         return layers, scores
     opt = torch.optim.SGD(list(scores.values()), lr=lr, momentum=0.9)
@@ -206,12 +226,21 @@ def apply_unstructured(layers: dict[str, nn.Module], scores: Scores, ratio: floa
     Forward pre-hooks re-zero the pruned weights before every forward pass, so fine-tuning
     never uses them; call :func:`finish_unstructured` after the last optimizer step.
     """
+    masks = {m: (topk_mask(scores[m].detach(), ratio) > 0) for m in layers.values()}
+    return apply_masks(masks)
+
+
+def apply_masks(masks: dict[nn.Module, Tensor]) -> list:
+    """Zero each layer's weights outside its boolean mask and keep them zero; return handles.
+
+    Forward pre-hooks re-zero the masked weights before every forward pass (an optimizer's
+    momentum or weight decay cannot revive them); :func:`finish_unstructured` ends this.
+    """
     handles = []
-    for m in layers.values():
-        mask = (topk_mask(scores[m].detach(), ratio) > 0).to(m.weight.dtype)
-        m.register_buffer("_hydra_mask", mask, persistent=False)
+    for m, mask in masks.items():
+        m.register_buffer("_hydra_mask", mask.to(m.weight.dtype), persistent=False)
         with torch.no_grad():
-            m.weight.mul_(mask)
+            m.weight.mul_(m._hydra_mask)
         handles.append(m.register_forward_pre_hook(_rezero))
     return handles
 

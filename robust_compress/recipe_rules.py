@@ -15,6 +15,25 @@ Path = tuple[str | int, ...]
 Problem = tuple[Path, str]
 
 
+_MAGNITUDE = ("importance", "steps", "global_pruning", "schedule_epochs", "grad_batches")
+_ADMM = ("admm_epochs", "admm_every", "admm_rho", "admm_rho_growth")
+#: Prune-stage fields that only some methods read: another method with a value other than the
+#: default is an error (a resolved recipe, which lists every field, still loads).
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    **{f: ("magnitude",) for f in (*_MAGNITUDE, "sparsity_reg", "sparse_epochs")},
+    "hydra_form": ("hydra",),
+    "score_epochs": ("hydra", "edge_popup"),
+    "score_lr": ("hydra", "edge_popup"),
+    **{f: ("admm",) for f in _ADMM},
+    **{f: ("lottery",) for f in ("rounds", "round_epochs", "rewind_epoch")},
+    "finetune_epochs": ("magnitude", "hydra", "admm"),
+    "ignore": ("magnitude", "hydra", "admm"),
+    "round_to": ("magnitude", "hydra", "admm"),
+    "optimizer": ("magnitude", "hydra", "admm", "lottery"),
+    "lr_schedule": ("magnitude", "hydra", "admm", "lottery"),
+}
+
+
 def _adversaries(recipe: Recipe) -> list[tuple[Path, Any]]:
     found = []
     for i, stage in enumerate(recipe.stages):
@@ -58,6 +77,8 @@ def _stage_problems(path: Path, stage: Any, linf: bool) -> list[Problem]:
             f"({stage.finetune_epochs}): the pruning steps are spread over fine-tuning epochs"
         )
         problems.append(((*path, "schedule_epochs"), msg))
+    if stage.kind == "prune":
+        problems.extend(_prune_problems(path, stage))
     if stage.kind == "audit":
         seen: set[str] = set()
         for j, attack in enumerate(stage.attacks):
@@ -68,6 +89,32 @@ def _stage_problems(path: Path, stage: Any, linf: bool) -> list[Problem]:
             if linf and eps > 1:
                 msg = f"an linf eps must be at most 1 (inputs in [0, 1]), got {eps}"
                 problems.append(((*path, "eps_sweep", j), msg))
+    return problems
+
+
+def _prune_problems(path: Path, stage: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    for name in sorted(stage.model_fields_set & METHOD_FIELDS.keys()):
+        default = type(stage).model_fields[name].get_default(call_default_factory=True)
+        if stage.method not in METHOD_FIELDS[name] and getattr(stage, name) != default:
+            users = " or ".join(METHOD_FIELDS[name])
+            msg = f"used by method {users} only; remove it or set method: {METHOD_FIELDS[name][0]}"
+            problems.append(((*path, name), msg))
+    if (stage.sparse_epochs > 0) != (stage.sparsity_reg > 0):
+        msg = "sparse training needs both sparse_epochs >= 1 and sparsity_reg > 0 (e.g. 1e-4)"
+        problems.append(((*path, "sparse_epochs"), msg))
+    if stage.sparse_epochs > 0 and stage.importance not in ("l1", "l2", "lamp"):
+        msg = "sparse training ranks channels by weight magnitude: use l1, l2 or lamp"
+        problems.append(((*path, "importance"), msg))
+    if stage.method == "admm" and stage.admm_every > stage.admm_epochs:
+        msg = f"admm_every ({stage.admm_every}) cannot exceed admm_epochs ({stage.admm_epochs})"
+        problems.append(((*path, "admm_every"), msg))
+    if stage.method == "lottery" and stage.rewind_epoch >= stage.round_epochs:
+        msg = (
+            f"rewind_epoch ({stage.rewind_epoch}) must be smaller than round_epochs "
+            f"({stage.round_epochs}): it names an epoch of the first round"
+        )
+        problems.append(((*path, "rewind_epoch"), msg))
     return problems
 
 

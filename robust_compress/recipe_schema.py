@@ -198,7 +198,11 @@ class TrainStage(BaseStage):
 
 
 class PruneStage(BaseStage):
-    """Structured pruning, optionally spread over (adversarial) fine-tuning."""
+    """Pruning by one of the methods of docs/methods.md, with (adversarial) fine-tuning.
+
+    Fields that only one method reads are refused with another method (see
+    :data:`robust_compress.recipe_rules.METHOD_FIELDS`).
+    """
 
     kind: ClassVar[str] = "prune"
     method: Literal["magnitude", "hydra", "admm", "lottery", "edge_popup"] = "magnitude"
@@ -217,6 +221,15 @@ class PruneStage(BaseStage):
     hydra_form: Literal["structured", "unstructured"] = "structured"
     score_epochs: int = Field(1, ge=0)
     score_lr: float = Field(0.1, gt=0)
+    sparsity_reg: float = Field(0.0, ge=0)
+    sparse_epochs: int = Field(0, ge=0)
+    admm_epochs: int = Field(2, ge=1)
+    admm_every: int = Field(1, ge=1)
+    admm_rho: float = Field(0.01, gt=0)
+    admm_rho_growth: float = Field(1.5, ge=1)
+    rounds: int = Field(2, ge=1)
+    round_epochs: int = Field(1, ge=1)
+    rewind_epoch: int = Field(0, ge=0)
 
 
 class QuantizeStage(BaseStage):

@@ -193,6 +193,8 @@ def train_epoch(
     where: str = "training",
     shard: tuple[int, int] = (0, 1),
     forward_model: nn.Module | None = None,
+    penalty: Callable[[], Tensor] | None = None,
+    after_backward: Callable[[], None] | None = None,
 ) -> float:
     """Run one epoch of (adversarial) training and return the mean loss.
 
@@ -211,6 +213,10 @@ def train_epoch(
             :meth:`TensorData.batches`); ``batch_size`` is then the per-rank batch.
         forward_model: Computes the loss (``model``'s DistributedDataParallel wrapper);
             the adversary always attacks ``model`` itself.
+        penalty: Returns a term added to every batch's loss (e.g. the ADMM penalty); the
+            reported loss includes it.
+        after_backward: Called after ``loss.backward()`` and before ``opt.step()`` (e.g. a
+            group-norm regulariser that adds to the gradients).
 
     Raises:
         RunError: The loss or a weight became NaN or infinite.
@@ -224,6 +230,8 @@ def train_epoch(
         for group in opt.param_groups:
             group["lr"] = lr_at(b)
         loss = batch_loss(net, x, y, adversary, attack_model=model)
+        if penalty is not None:
+            loss = loss + penalty()
         if not all_finite(loss):  # on every rank, so that all ranks stop together
             where_rank = f" (rank {rank}'s loss: {loss.item()})" if world > 1 else ""
             raise RunError(
@@ -232,6 +240,8 @@ def train_epoch(
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if after_backward is not None:
+            after_backward()
         opt.step()
         value = loss.item()
         total += value

@@ -97,6 +97,8 @@ EXPECTED_FIRST = {
     "recursive_alias": (4, 9, "stages.1", "recursion"),
     "multiple_documents": (6, 1, "yaml", "single document"),
     "bad_ignore_regex": (7, 30, "stages.0.prune.ignore.1", "invalid regular expression"),
+    "field_of_another_method": (6, 48, "stages.1.prune.rounds", "used by method lottery only"),
+    "sparse_without_reg": (6, 40, "stages.1.prune.sparse_epochs", "sparsity_reg > 0"),
 }
 
 

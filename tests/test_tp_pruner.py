@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robust_compress.adapters.tp_pruner import (
@@ -17,6 +18,7 @@ from robust_compress.adapters.tp_pruner import (
     restore_pruned,
     save_pruned,
 )
+from robust_compress.data import load_dataset
 from robust_compress.errors import CheckpointError, UserError
 from robust_compress.models import build_model
 from robust_compress.protocols import Pruner
@@ -24,6 +26,7 @@ from robust_compress.training import TorchPGD
 
 SMALL_X = torch.zeros(1, 1, 28, 28)
 TV_X = torch.zeros(1, 3, 32, 32)
+TINY_X = SMALL_X
 CONVS = ("features.0", "features.3", "features.6")
 
 
@@ -266,3 +269,120 @@ def test_count_macs_params_leaves_the_model_alone():
     assert params == sum(p.numel() for p in model.parameters())
     assert model.training
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+# Robust sparse training: group-norm regularisation before pruning (sparsity_reg).
+
+PRUNABLE = ("features.0", "features.3", "features.6", "fc")
+
+
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return build_model("builtin:cnn_tiny")
+
+
+def channel_norms(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: model.get_submodule(n).weight.detach().flatten(1).norm(dim=1) for n in PRUNABLE}
+
+
+def sgd(model: nn.Module, pruner: StructuredPruner | None = None, steps=8, adversary=None):
+    data = load_dataset("synthetic", "train", subset=128)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for i in range(steps):
+        x, y = data.x[i * 32 % 128 :][:32], data.y[i * 32 % 128 :][:32]
+        if adversary is not None:
+            x = adversary.perturb(model, x, y).detach()
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        if pruner is not None:
+            pruner.regularize()
+        optimizer.step()
+
+
+def test_regularize_shrinks_prunable_channels_weakest_most():
+    start = tiny()
+    plain, sparse = copy.deepcopy(start), copy.deepcopy(start)
+    sgd(plain)
+    pruner = StructuredPruner("l1", 0.5, sparsity_reg=0.05)
+    pruner.prepare(sparse, TINY_X)
+    sgd(sparse, pruner)
+    before, without, with_reg = channel_norms(start), channel_norms(plain), channel_norms(sparse)
+    for name in PRUNABLE:
+        assert with_reg[name].sum() < 0.95 * without[name].sum(), name
+        weak = before[name].argsort()[: len(before[name]) // 2]  # penalised up to 16x harder
+        strong = before[name].argsort()[len(before[name]) // 2 :]
+        shrink = with_reg[name] / without[name]
+        assert shrink[weak].mean() < shrink[strong].mean(), name
+
+
+def test_regularised_training_then_pruning_reaches_the_ratio_and_keeps_regularizing():
+    model = tiny()
+    pruner = StructuredPruner("l2", 0.5, steps=2, sparsity_reg=1e-2)
+    pruner.prepare(model, TINY_X)
+    sgd(model, pruner, steps=2, adversary=TorchPGD(0.1, steps=2))
+    assert pruner.step() is True
+    sgd(model, pruner, steps=2)  # the regulariser's groups follow the pruned shapes
+    assert pruner.step() is True and pruner.done
+    plain = tiny()
+    prune(plain, TINY_X, importance="l2", ratio=0.5, steps=2)
+    report = assert_shrunk(model, pruner, TINY_X)
+    assert out_channels(model) == out_channels(plain)
+    assert report["macs_after"] == count_macs_params(plain, TINY_X)[0]
+    assert report["sparsity_reg"] == 1e-2
+    sgd(model, pruner, steps=1)  # still works after the last step
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_tied_group_is_skipped_not_filled_with_nan():
+    model = tiny()
+    for i in (0, 3):  # every channel of the first group scores alike: gamma would be 0/0
+        model.features[i].weight.data.fill_(0.1)
+    pruner = StructuredPruner("l1", 0.5, sparsity_reg=0.05)
+    pruner.prepare(model, TINY_X)
+    F.cross_entropy(model(torch.rand(4, 1, 28, 28)), torch.arange(4)).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    pruner.regularize()
+    after = {n: p.grad for n, p in model.named_parameters()}
+    assert all(torch.isfinite(g).all() for g in after.values())
+    assert torch.equal(after["features.0.weight"], grads["features.0.weight"])
+    assert not torch.equal(after["features.3.weight"], grads["features.3.weight"])
+
+
+def test_sparsity_reg_misuse_is_a_user_error():
+    for bad in (-1e-4, float("nan"), float("inf"), "much"):
+        with pytest.raises(UserError, match="sparsity_reg must be"):
+            StructuredPruner(sparsity_reg=bad)
+    for importance in ("taylor", "bn_scale", "random"):
+        with pytest.raises(UserError, match="l1, l2, lamp"):
+            StructuredPruner(importance, sparsity_reg=1e-4, batches=synthetic_batches())
+    with pytest.raises(UserError, match="HYDRA"):
+        StructuredPruner(sparsity_reg=1e-4, scores={})
+    with pytest.raises(UserError, match="before regularize"):
+        StructuredPruner(sparsity_reg=1e-4).regularize()
+    pruner = StructuredPruner()
+    pruner.prepare(tiny(), TINY_X)
+    with pytest.raises(UserError, match="sparsity_reg > 0"):
+        pruner.regularize()
+    assert pruner.report()["sparsity_reg"] == 0.0
+    pruner = StructuredPruner("lamp", sparsity_reg=1e-4)
+    pruner.prepare(tiny(), TINY_X)
+    with pytest.raises(UserError, match="after loss.backward"):
+        pruner.regularize()
+
+
+def test_regularize_leaves_modes_flags_and_weights_alone():
+    model = tiny().train()
+    model.features[1].eval()
+    model.features[0].weight.requires_grad_(False)
+    modes = {n: m.training for n, m in model.named_modules()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    pruner = StructuredPruner("l1", 0.5, sparsity_reg=1e-2)
+    pruner.prepare(model, TINY_X)
+    F.cross_entropy(model(torch.rand(4, 1, 28, 28)), torch.arange(4)).backward()
+    state = copy.deepcopy(model.state_dict())
+    pruner.regularize()
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert model.features[0].weight.grad is None

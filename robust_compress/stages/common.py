@@ -29,6 +29,9 @@ def fit(
     schedule: str,
     adversary,
     before_epoch: Callable[[int], bool] | None = None,
+    phases: list[int] | None = None,
+    penalty: Callable[[int], Callable | None] | None = None,
+    after_backward: Callable[[int], Callable | None] | None = None,
 ) -> None:
     """Train ``session.model`` for the stage's remaining epochs, checkpointing after each.
 
@@ -42,6 +45,12 @@ def fit(
         adversary: ``perturb(model, x, y)``, a TRADES loss, or None.
         before_epoch: Called with the epoch number before it runs; returning True means
             parameter shapes changed, so the optimizer is rebuilt.
+        phases: Epochs of each phase of the stage (they sum to ``epochs``); the learning-rate
+            schedule starts again at each phase (default: one phase).
+        penalty: Called with the epoch number; returns that epoch's per-batch loss term
+            (a callable returning a tensor) or None.
+        after_backward: Called with the epoch number; returns that epoch's
+            after-``backward()`` callback (e.g. a gradient regulariser) or None.
 
     Under torchrun each rank trains on its share of every epoch with ``batch_size / N``
     examples per step (the recipe's batch size stays the global one, so the number of
@@ -65,8 +74,10 @@ def fit(
             net = None  # drop the old wrapper (and its gradient hooks) first
             net = _wrap(session, label)
 
-        def lr_at(b: int, epoch: int = epoch) -> float:
-            return opt_cfg.lr * lr_factor(schedule, (epoch * per_epoch + b) / (epochs * per_epoch))
+        start_of_phase, length = phase_of(epoch, phases or [epochs])
+
+        def lr_at(b: int, done: int = epoch - start_of_phase, length: int = length) -> float:
+            return opt_cfg.lr * lr_factor(schedule, (done * per_epoch + b) / (length * per_epoch))
 
         loss = train_epoch(
             session.model,
@@ -81,6 +92,8 @@ def fit(
             on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
             shard=(distributed.rank(), world),
             forward_model=net,
+            penalty=penalty(epoch) if penalty else None,
+            after_backward=after_backward(epoch) if after_backward else None,
         )
         distributed.sync_buffers(session.model)  # rank 0's BatchNorm statistics everywhere
         loss = distributed.mean(loss)
@@ -99,6 +112,16 @@ def fit(
         )
         session.checkpoint(opt)
     session.model.eval()
+
+
+def phase_of(epoch: int, phases: list[int]) -> tuple[int, int]:
+    """The first epoch and the length of the phase that ``epoch`` belongs to."""
+    start = 0
+    for length in phases:
+        if epoch < start + length:
+            return start, length
+        start += length
+    raise ValueError(f"epoch {epoch} lies beyond the phases {phases}")
 
 
 def _wrap(session, label: str):

@@ -16,12 +16,6 @@ def make_pruner(session, index: int, stage, ratio: float | None = None, steps: i
     from robust_compress.adapters.tp_pruner import StructuredPruner
     from robust_compress.recipe_schema import AdversaryConfig
 
-    if stage.method not in ("magnitude", "hydra"):
-        raise UserError(
-            f"prune method {stage.method!r} is not available yet; use method: magnitude with an "
-            "importance criterion (l1, l2, taylor, robust_taylor, bn_scale, lamp, random), "
-            "or method: hydra."
-        )
     adversary = None
     if stage.importance == "robust_taylor":
         cfg = stage.adversary or AdversaryConfig(attack="pgd").resolved(session.recipe.threat.eps)
@@ -39,6 +33,7 @@ def make_pruner(session, index: int, stage, ratio: float | None = None, steps: i
         batches=lambda: session.train_data.batches(bs, shuffle=True, seed=seed),
         grad_batches=stage.grad_batches,
         seed=seed,
+        sparsity_reg=stage.sparsity_reg,
     )
 
 
@@ -68,6 +63,12 @@ class _Schedule:
         self.pruner = make_pruner(self.session, self.index, stage, ratio, steps)
         self.pruner.prepare(self.session.model, self.session.example())
 
+    def regularizer(self):
+        """The pruner's group-norm regulariser (sparse training before the pruning steps)."""
+        if self.pruner is None:
+            self._prepare()
+        return self.pruner.regularize
+
     def advance(self, epoch: int) -> bool:
         """Take the steps due before ``epoch``; True when shapes changed."""
         changed = False
@@ -87,83 +88,28 @@ def run(session, stage, label: str) -> None:
     if session.quant_config is not None:
         raise UserError(f"stage {label}: cannot prune a quantized model; prune before quantizing.")
     session.snapshot_dense()
-    if stage.method == "hydra":
-        _run_hydra(session, stage, label)
+    if stage.method != "magnitude":
+        from robust_compress.stages import prune_methods
+
+        getattr(prune_methods, f"run_{stage.method}")(session, stage, label)
         return
     schedule = _Schedule(session, stage)
+    sparse = stage.sparse_epochs
     epochs = max(stage.finetune_epochs, stage.schedule_epochs)
-    if epochs == 0:
+    if sparse + epochs == 0:
         schedule.advance(0)
         return
     adversary = session.adversary_for(session.stage_index, stage.adversary)
     fit(
         session,
         label,
-        epochs,
+        sparse + epochs,
         stage.optimizer,
         stage.lr_schedule,
         adversary,
-        before_epoch=schedule.advance,
+        before_epoch=lambda epoch: epoch >= sparse and schedule.advance(epoch - sparse),
+        phases=[sparse, epochs] if sparse and epochs else None,
+        after_backward=lambda epoch: schedule.regularizer() if epoch < sparse else None,
     )
-
-
-def _run_hydra(session, stage, label: str) -> None:
-    """HYDRA: learn scores under the stage's adversary, prune by them, fine-tune adversarially."""
-    from robust_compress import hydra
-    from robust_compress.adapters.tp_ignore import find_head
-
-    form = stage.hydra_form
-    if session.epoch > 0 and form == "unstructured":
-        raise UserError(
-            f"stage {label}: unstructured hydra cannot resume mid-fine-tuning (its mask is not "
-            "checkpointed); run the recipe again without --resume."
-        )
-    adversary = session.adversary_for(session.stage_index, stage.adversary)
-    handles: list = []
-    if session.epoch == 0:  # after a resume the checkpoint holds the pruned model already
-        layers, scores = hydra.learn_scores(
-            session.model,
-            session.train_data,
-            head=find_head(session.model, session.example()),
-            form=form,
-            ratio=stage.ratio,
-            epochs=stage.score_epochs,
-            lr=stage.score_lr,
-            batch_size=session.recipe.data.batch_size,
-            seed=session.recipe.seed + session.stage_index,
-            adversary=adversary,
-        )
-        if form == "structured":
-            _prune_by_scores(session, stage, scores)
-        else:
-            handles = hydra.apply_unstructured(layers, scores, stage.ratio)
-    if stage.finetune_epochs:
-        fit(session, label, stage.finetune_epochs, stage.optimizer, stage.lr_schedule, adversary)
-    info = {"form": form, "score_epochs": stage.score_epochs}
-    if form == "unstructured":
-        info["sparsity"] = hydra.finish_unstructured(layers, handles)
-    session.extra["hydra"] = info
-    if form == "unstructured":  # the model keeps its shapes: no size report from the pruner
-        session.extra["prune_report"] = {"importance": "hydra", "ratio": stage.ratio}
-    session.extra.setdefault("prune_report", {})["hydra"] = info
-    session.model.eval()
-
-
-def _prune_by_scores(session, stage, scores) -> None:
-    """Remove the lowest-score channels of each layer through the Torch-Pruning adapter."""
-    from robust_compress.adapters.tp_pruner import StructuredPruner
-
-    pruner = StructuredPruner(
-        "l1",
-        stage.ratio,
-        1,
-        ignore=stage.ignore,
-        round_to=stage.round_to,
-        seed=session.recipe.seed,
-        scores=scores,
-    )
-    pruner.prepare(session.model, session.example())
-    pruner.step()
-    report = pruner.report()
-    report["importance"] = "hydra"
-    session.extra["prune_report"] = report
+    if epochs == 0:  # sparse training only: prune at the end, no fine-tuning
+        schedule.advance(0)
