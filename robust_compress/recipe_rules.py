@@ -25,7 +25,7 @@ METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     "score_epochs": ("hydra", "edge_popup"),
     "score_lr": ("hydra", "edge_popup"),
     **{f: ("admm",) for f in _ADMM},
-    **{f: ("lottery",) for f in ("rounds", "round_epochs", "rewind_epoch")},
+    **{f: ("lottery",) for f in ("rounds", "round_epochs", "rewind_epoch", "reinit")},
     "finetune_epochs": ("magnitude", "hydra", "admm"),
     "ignore": ("magnitude", "hydra", "admm"),
     "round_to": ("magnitude", "hydra", "admm"),

@@ -230,6 +230,7 @@ class PruneStage(BaseStage):
     rounds: int = Field(2, ge=1)
     round_epochs: int = Field(1, ge=1)
     rewind_epoch: int = Field(0, ge=0)
+    reinit: bool = False
 
 
 class QuantizeStage(BaseStage):
@@ -270,6 +271,7 @@ class AuditStage(BaseStage):
     eps_sweep: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
     sanity_checks: bool = True
     batch_size: int = Field(500, ge=1)
+    dense: bool = True
 
 
 STAGE_TYPES: dict[str, type[BaseStage]] = {

@@ -45,7 +45,7 @@ def run(session, stage, label: str) -> None:
             f"warning: stage {label}: onnx: true but no model.int8.onnx was exported before "
             "this stage; the ONNX audit was skipped."
         )
-    if session.dense_state is not None:
+    if session.dense_state is not None and stage.dense:
         results["dense"] = run_audit(
             session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
         )

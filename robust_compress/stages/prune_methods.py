@@ -7,6 +7,7 @@ edge-popup subnetworks of random weights.
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
@@ -150,7 +151,7 @@ class _Lottery:
 
         stage, state = self.stage, self.state
         if epoch == stage.rewind_epoch and state["rewind"] is None:
-            state["rewind"] = lottery.snapshot(self.session.model)
+            state["rewind"] = lottery.snapshot(self._rewind_source())
         if epoch == 0 or epoch % stage.round_epochs:
             return False
         done = epoch // stage.round_epochs
@@ -161,6 +162,14 @@ class _Lottery:
         self.handles = self._apply()
         log.info("lottery round %d/%d: %.1f%% sparse", done, stage.rounds, 100 * ratio)
         return True
+
+    def _rewind_source(self) -> nn.Module:
+        """The model itself, or (``reinit``, the control) a fresh random initialisation."""
+        if not self.stage.reinit:
+            return self.session.model
+        other = copy.deepcopy(self.session.model)
+        reinitialize(other, self.session.recipe.seed * 7 + 1000 + self.session.stage_index)
+        return other
 
     def _apply(self) -> list:
         from robust_compress import hydra
