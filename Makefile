@@ -43,6 +43,11 @@ bench: $(STAMP) data
 	$(PY) benchmarks/adversary_overhead.py
 	$(PY) benchmarks/export_latency.py
 
+# The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused):
+# writes docs/results.md, docs/results.json and docs/img/claim*.png.
+results: $(STAMP) data
+	$(PY) experiments/results.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -1,0 +1,141 @@
+"""``make results``: run the experiments of recipes/experiments and write docs/results.md.
+
+Every run is a shipped recipe run through the CLI (``robust-compress run``) into
+``runs/experiments/NAME``, two at a time with one thread each (2 cores). A run whose folder
+already holds a report of the same resolved recipe is reused, a run interrupted part-way is
+resumed, so the command can be stopped and started again. Every figure of docs/results.md is
+read from the runs' ``report.json``; the verdicts are computed by experiments/claims.py.
+
+Usage (from the repository root)::
+
+    .venv/bin/python experiments/results.py [--only 1,2] [--jobs 2] [--runs runs/experiments]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from claims import BASES, Run, claims  # noqa: E402
+from results_doc import write_docs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes" / "experiments"
+CLI = Path(sys.executable).parent / "robust-compress"
+log = logging.getLogger("results")
+
+
+SMOKE = False  # --smoke: every run on a slice of the data, to test this script
+
+
+def overrides(run: Run, runs_dir: Path) -> list[str]:
+    """The ``--set`` overrides of a run: its args and the path of its base's checkpoint."""
+    sets = [f"args.{k}={v}" for k, v in run.args]
+    if run.base:
+        sets.append(f"args.base={runs_dir / run.base / 'checkpoints' / 'last.pt'}")
+    return sets + (smoke_sets(run) if SMOKE else [])
+
+
+def smoke_sets(run: Run) -> list[str]:
+    """Overrides that shrink a run to 512 training and 256 test images, 64 audited."""
+    from robust_compress.recipe import load_recipe
+
+    recipe = load_recipe(RECIPES / f"{run.recipe}.yaml", [f"args.{k}={v}" for k, v in run.args])
+    sets = ["data.train_subset=512", "data.test_subset=256"]
+    for i, stage in enumerate(recipe.stages):
+        if stage.kind == "audit":
+            sets.append(f"stages.{i}.audit.samples=64")
+    return sets
+
+
+def is_done(run: Run, folder: Path, runs_dir: Path) -> bool:
+    """True when ``folder`` holds a finished run of exactly this resolved recipe."""
+    from robust_compress.recipe import dump_resolved, load_recipe
+
+    resolved = folder / "recipe.resolved.yaml"
+    if not (folder / "report.json").is_file() or not resolved.is_file():
+        return False
+    now = dump_resolved(load_recipe(RECIPES / f"{run.recipe}.yaml", overrides(run, runs_dir)))
+    return resolved.read_text() == now
+
+
+def execute(run: Run, runs_dir: Path) -> dict:
+    """Run (or reuse, or resume) one run; return its report.json with the wall seconds."""
+    folder = runs_dir / run.name
+    if is_done(run, folder, runs_dir):
+        log.info("%s: reused (same recipe, finished)", run.name)
+        return _report(folder)
+    cmd = [str(CLI), "run", str(RECIPES / f"{run.recipe}.yaml"), "--out", str(folder), "--quiet"]
+    for s in overrides(run, runs_dir):
+        cmd += ["--set", s]
+    if (folder / "manifest.json").is_file():
+        cmd.append("--resume" if (folder / "checkpoints" / "last.pt").is_file() else "--force")
+    log.info("%s: running", run.name)
+    start = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        raise RuntimeError(f"{run.name} failed (exit {done.returncode}):\n{tail}")
+    log.info("%s: done in %.0f s", run.name, time.perf_counter() - start)
+    return _report(folder)
+
+
+def _report(folder: Path) -> dict:
+    return json.loads((folder / "report.json").read_text())
+
+
+def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:
+    """Run the bases first, then the rest, ``jobs`` at a time; reports keyed by run name."""
+    reports: dict[str, dict] = {}
+    bases = {r.base for r in runs if r.base}
+    levels = [[r for r in runs if r.name in bases], [r for r in runs if r.name not in bases]]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for level in levels:
+            futures = {r.name: pool.submit(execute, r, runs_dir) for r in level}
+            for name, future in futures.items():
+                try:
+                    reports[name] = future.result()
+                except RuntimeError as exc:  # the others go on; the page says what is missing
+                    log.error("%s", exc)
+    return reports
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "experiments")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument("--only", default="", help="comma-separated claim numbers (default: all)")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs")
+    p.add_argument("--smoke", action="store_true", help="tiny data, to test the script")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the experiments and write docs/results.md, docs/results.json and docs/img/."""
+    global SMOKE
+    args = parse_args(argv)
+    SMOKE = args.smoke
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    chosen = [c for c in claims() if not args.only or str(c.number) in args.only.split(",")]
+    runs = list({run.name: run for c in chosen for _, run in c.rows}.values())
+    runs += [BASES[b] for b in sorted({r.base for r in runs if r.base} - {r.name for r in runs})]
+    start = time.perf_counter()
+    reports = run_all(list({r.name: r for r in runs}.values()), args.runs.resolve(), args.jobs)
+    elapsed = time.perf_counter() - start
+    path = write_docs(chosen, reports, args.docs, elapsed, " ".join(sys.argv[1:]))
+    log.info("wrote %s (%.0f s)", path, elapsed)
+
+
+if __name__ == "__main__":
+    main()

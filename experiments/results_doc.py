@@ -1,0 +1,140 @@
+"""Write docs/results.md, docs/results.json and the plots of docs/img/ from the runs' reports."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from claims import Claim
+
+COMMAND = "make results"
+
+
+def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
+    """The figures of one table row, all read from the run's report.json."""
+    final = report["metrics"]["final"]
+    models = report["models"]["final"]
+    seconds = sum(s["seconds"] for s in report["stages"])
+    onnx = report.get("onnx", {})
+    onnx_kind = "int8" if "int8" in onnx else "fp32"
+    prune = report.get("prune") or {}
+    return {
+        "label": label,
+        "run": run.name,
+        "recipe": f"recipes/experiments/{run.recipe}.yaml",
+        "args": dict(run.args),
+        "seed": report["seed"],
+        "seconds": seconds,
+        "seconds_with_base": seconds + (_seconds(base_report) if base_report else 0.0),
+        "params": models["params"],
+        "macs": models["macs"],
+        "onnx_bytes": onnx.get(onnx_kind, {}).get("bytes"),
+        "onnx_kind": onnx_kind,
+        "sparsity": prune.get("sparsity"),
+        "clean": final["clean"],
+        "clean_samples": report["per_stage"][-1].get("n_clean"),
+        "robust": final["robust"],
+        "robust_samples": final["robust_samples"],
+        "checks_failed": _failed(report),
+    }
+
+
+def _seconds(report: dict) -> float:
+    return sum(s["seconds"] for s in report["stages"])
+
+
+def _failed(report: dict) -> list[str]:
+    checks = report.get("audit", {}).get("final", {}).get("checks", [])
+    return [c["name"] for c in checks if not c.get("passed", True)]
+
+
+def _fmt_row(r: dict, with_base: bool) -> str:
+    recipe = r["recipe"] + "".join(f" `{k}={v}`" for k, v in r["args"].items())
+    size = f"{r['onnx_bytes'] / 1024:.0f} KB {r['onnx_kind']}" if r["onnx_bytes"] else "-"
+    sparse = f" ({100 * r['sparsity']:.0f}% zero)" if r["sparsity"] is not None else ""
+    secs = f"{r['seconds']:.0f}" + (f" ({r['seconds_with_base']:.0f})" if with_base else "")
+    flags = f" ⚠ {', '.join(r['checks_failed'])}" if r["checks_failed"] else ""
+    return (
+        f"| {r['label']} | {recipe} | {r['seed']} | {secs} | {r['params']:,}{sparse} | "
+        f"{r['macs'] / 1e6:.2f} M | {size} | {100 * r['clean']:.1f}% ({r['clean_samples']:,}) | "
+        f"{100 * r['robust']:.1f}% ({r['robust_samples']:,}){flags} |"
+    )
+
+
+def claim_section(claim: Claim, rows: list[dict], verdict: tuple[str, str]) -> str:
+    """The markdown of one claim: title, note, table, verdict and plot."""
+    with_base = claim.number == 4
+    secs = "wall s (with base)" if with_base else "wall s"
+    lines = [
+        f"## Claim {claim.number}: {claim.title}",
+        "",
+        f"Source: {claim.source}. {claim.note}",
+        "",
+        f"| model | recipe | seed | {secs} | params | MACs | ONNX | clean | robust |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        *[_fmt_row(r, with_base) for r in rows],
+        "",
+        f"**Verdict on Fashion-MNIST: {verdict[0]}.** {verdict[1]}.",
+        "",
+        f"![claim {claim.number}](img/{claim.plot})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(claims, reports, docs: Path, elapsed: float, argv: str) -> Path:
+    """Write results.md, results.json and the plots; return the path of results.md."""
+    from results_plots import plot_claim
+
+    (docs / "img").mkdir(parents=True, exist_ok=True)
+    sections, data = [], []
+    total = sum(_seconds(r) for r in reports.values())
+    for claim in claims:
+        needed = {n for _, run in claim.rows for n in (run.name, run.base) if n}
+        missing = sorted(needed - reports.keys())
+        if missing:
+            sections.append(
+                f"## Claim {claim.number}: {claim.title}\n\nNot measured yet: "
+                f"the runs {', '.join(missing)} did not finish.\n"
+            )
+            data.append({"claim": claim.number, "verdict": ("not measured", ""), "rows": []})
+            continue
+        rows = [
+            row_of(label, run, reports[run.name], reports.get(run.base) if run.base else None)
+            for label, run in claim.rows
+        ]
+        by_label = {r["label"]: r for r in rows}
+        verdict = claim.judge(by_label)
+        plot_claim(claim, by_label, docs / "img" / claim.plot)
+        sections.append(claim_section(claim, rows, verdict))
+        data.append({"claim": claim.number, "verdict": verdict, "rows": rows})
+    header = _header(total, elapsed, argv, data)
+    path = docs / "results.md"
+    path.write_text(header + "\n".join(sections))
+    (docs / "results.json").write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def _header(total: float, elapsed: float, argv: str, data: list[dict]) -> str:
+    verdicts = "\n".join(f"- Claim {d['claim']}: **{d['verdict'][0]}**" for d in data)
+    return f"""# Results: which robustness-under-compression claims hold on Fashion-MNIST
+
+Generated by `{COMMAND}` (`experiments/results.py {argv}`) on {time.strftime("%Y-%m-%d")},
+{platform.machine()}, 2 CPU cores; nothing on this page is typed by hand. Total compute of the
+runs: {total / 60:.0f} min (their stages' wall time, two runs at a time with one thread each);
+this invocation took {elapsed / 60:.0f} min (runs already finished are reused).
+
+Protocol: `builtin:cnn_small` unless a row says otherwise, L-inf eps 0.1 in pixel space, seed
+0, batch 128. **clean** is on the test images counted beside it (all 10,000); **robust** is the
+audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR and Square (300 queries) on
+the first 1,000 test images. Training never sees the test set. A ⚠ names an audit sanity check
+that failed. "Wall s" is the run's own time; one seed per row, so differences of about one
+point are within noise (the verdicts call {100 * 0.01:.0f} point the margin).
+
+Verdicts:
+
+{verdicts}
+
+"""
