@@ -6,7 +6,8 @@ copy) and a scaled dual ``U``:
 
 - W-step: SGD on ``loss_adv(W) + rho / 2 * sum ||W - Z + U||^2`` (:meth:`Admm.penalty`);
 - Z-step: ``Z = project(W + U)``, keeping the ``keep`` filters of largest L2 norm;
-- U-step: ``U = U + W - Z``; then ``rho`` grows by ``rho_growth`` (:meth:`Admm.update`).
+- U-step: ``U = U + W - Z``; then ``rho`` grows by ``rho_growth`` and ``U``, the dual scaled
+  by ``1 / rho``, shrinks by the same factor (:meth:`Admm.update`).
 
 After the ADMM epochs, the filters outside the support of ``Z`` are removed for real (the
 Torch-Pruning adapter ranks channels by :meth:`Admm.filter_scores`), and the smaller model is
@@ -72,6 +73,8 @@ class Admm:
             residual += float(((w - self.z[n]) ** 2).sum())
             weight += float((w**2).sum())
         self.rho *= self.rho_growth
+        for u in self.u.values():  # scaled dual: rho * U stays the same when rho grows
+            u /= self.rho_growth
         self.updates += 1
         rel = (residual / max(weight, 1e-12)) ** 0.5
         log.info("admm update %d: residual %.4f, rho now %.3g", self.updates, rel, self.rho)
@@ -81,7 +84,7 @@ class Admm:
         """One score per output filter of each layer, ranking the support of ``Z`` first.
 
         Filters inside the support score above every filter outside it; within each side the
-        L2 norm of ``W`` orders them, so pruning keeps exactly the filters ``Z`` kept.
+        L2 norm of ``W`` orders them, so per-layer pruning keeps the filters ``Z`` kept.
         """
         scores = {}
         for n, m in self.layers.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -42,8 +42,12 @@ class _TopK(torch.autograd.Function):
 
 
 def keep_count(n: int, ratio: float) -> int:
-    """Units kept out of ``n`` when a fraction ``ratio`` is pruned (at least one)."""
-    return max(1, n - int(n * ratio))
+    """Units kept out of ``n`` when a fraction ``ratio`` is pruned (at least one).
+
+    The same count as Torch-Pruning's per-layer pruning (``int(n * (1 - ratio))``), so a mask
+    learned here keeps exactly the channels that the pruner then keeps.
+    """
+    return max(1, int(n * (1 - ratio)))
 
 
 def topk_mask(scores: Tensor, ratio: float) -> Tensor:
@@ -177,6 +181,7 @@ def learn_scores(
     seed: int,
     adversary=None,
     init: str = "magnitude",
+    exclude: Collection[str] = (),
 ) -> tuple[dict[str, nn.Module], Scores]:
     """Learn HYDRA scores for ``model`` (weights frozen) and return ``(layers, scores)``.
 
@@ -193,8 +198,9 @@ def learn_scores(
         seed: Seed of the data order.
         adversary: ``perturb(model, x, y)``, a TRADES loss, or None; it attacks the masked model.
         init: How the scores start (see :func:`init_scores`).
+        exclude: Names of layers kept whole (a prune stage's ``ignore``): never scored.
     """
-    layers = prunable_layers(model, head)
+    layers = {n: m for n, m in prunable_layers(model, head).items() if n not in exclude}
     scores = init_scores(layers, form, init)
     if epochs == 0:
         return layers, scores

@@ -28,7 +28,7 @@ METHOD_FIELDS: dict[str, tuple[str, ...]] = {
     **{f: ("lottery",) for f in ("rounds", "round_epochs", "rewind_epoch", "reinit")},
     "finetune_epochs": ("magnitude", "hydra", "admm"),
     "ignore": ("magnitude", "hydra", "admm"),
-    "round_to": ("magnitude", "hydra", "admm"),
+    "round_to": ("magnitude",),
     "optimizer": ("magnitude", "hydra", "admm", "lottery"),
     "lr_schedule": ("magnitude", "hydra", "admm", "lottery"),
 }
@@ -68,6 +68,9 @@ def rule_problems(recipe: Recipe) -> list[Problem]:
 
 def _stage_problems(path: Path, stage: Any, linf: bool) -> list[Problem]:
     problems: list[Problem] = []
+    if stage.kind == "train" and stage.method == "trades" and not linf:
+        msg = "TRADES training attacks in the L-inf ball; use method pgd for an L2 threat"
+        problems.append(((*path, "method"), msg))
     if stage.kind == "train" and stage.method == "natural" and stage.adversary is not None:
         msg = "method natural trains on clean data; remove adversary or pick fgsm_rs, pgd, trades"
         problems.append(((*path, "adversary"), msg))
@@ -103,6 +106,9 @@ def _prune_problems(path: Path, stage: Any) -> list[Problem]:
     if (stage.sparse_epochs > 0) != (stage.sparsity_reg > 0):
         msg = "sparse training needs both sparse_epochs >= 1 and sparsity_reg > 0 (e.g. 1e-4)"
         problems.append(((*path, "sparse_epochs"), msg))
+    if stage.method == "hydra" and stage.hydra_form == "unstructured" and stage.ignore:
+        msg = "hydra_form unstructured scores every layer but the head; ignore is not supported"
+        problems.append(((*path, "ignore"), msg))
     if stage.sparse_epochs > 0 and stage.importance not in ("l1", "l2", "lamp"):
         msg = "sparse training ranks channels by weight magnitude: use l1, l2 or lamp"
         problems.append(((*path, "importance"), msg))

@@ -99,6 +99,8 @@ EXPECTED_FIRST = {
     "bad_ignore_regex": (7, 30, "stages.0.prune.ignore.1", "invalid regular expression"),
     "field_of_another_method": (6, 48, "stages.1.prune.rounds", "used by method lottery only"),
     "sparse_without_reg": (6, 40, "stages.1.prune.sparse_epochs", "sparsity_reg > 0"),
+    "trades_with_l2": (5, 21, "stages.0.train.method", "L-inf ball"),
+    "round_to_with_hydra": (5, 50, "stages.0.prune.round_to", "used by method magnitude only"),
 }
 
 

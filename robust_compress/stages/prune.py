@@ -50,7 +50,8 @@ class _Schedule:
     def __init__(self, session, stage):
         self.session, self.stage = session, stage
         self.index = session.stage_index
-        self.taken = session.extra.get("prune_steps_taken", 0) if session.epoch else 0
+        done = session.extra.get("prune_steps_taken", {})  # by stage: never an earlier stage's
+        self.taken = done.get(self.index, 0) if session.epoch and isinstance(done, dict) else 0
         self.pruner = None
 
     def _prepare(self) -> None:
@@ -77,7 +78,7 @@ class _Schedule:
                 self._prepare()
             changed |= self.pruner.step()
             self.taken += 1
-            self.session.extra["prune_steps_taken"] = self.taken
+            self.session.extra["prune_steps_taken"] = {self.index: self.taken}
         if changed:
             self.session.extra["prune_report"] = self.pruner.report()
         return changed

@@ -25,6 +25,16 @@ def _head(session) -> str:
     return find_head(session.model, session.example())
 
 
+def scored_layers(session, stage) -> dict:
+    """The layers a structured method scores: each Conv2d and Linear but the head and ``ignore``."""
+    from robust_compress import hydra
+    from robust_compress.adapters.tp_ignore import resolve_names
+
+    kept = set(resolve_names(session.model, stage.ignore))
+    layers = hydra.prunable_layers(session.model, _head(session))
+    return {name: m for name, m in layers.items() if name not in kept}
+
+
 def prune_by_scores(session, stage, scores, importance: str) -> None:
     """Remove the lowest-score channels of each layer through the Torch-Pruning adapter."""
     from robust_compress.adapters.tp_pruner import StructuredPruner
@@ -87,6 +97,7 @@ def run_hydra(session, stage, label: str) -> None:
 
 def _learn(session, stage, head: str, form: str, adversary, init: str = "magnitude"):
     from robust_compress import hydra
+    from robust_compress.adapters.tp_ignore import resolve_names
 
     return hydra.learn_scores(
         session.model,
@@ -100,6 +111,7 @@ def _learn(session, stage, head: str, form: str, adversary, init: str = "magnitu
         seed=session.recipe.seed + session.stage_index,
         adversary=adversary,
         init=init,
+        exclude=resolve_names(session.model, stage.ignore),
     )
 
 
@@ -151,25 +163,27 @@ class _Lottery:
 
         stage, state = self.stage, self.state
         if epoch == stage.rewind_epoch and state["rewind"] is None:
-            state["rewind"] = lottery.snapshot(self._rewind_source())
+            state["rewind"] = lottery.snapshot(self.session.model)
         if epoch == 0 or epoch % stage.round_epochs:
             return False
         done = epoch // stage.round_epochs
         ratio = lottery.round_ratio(stage.ratio, done, stage.rounds)
         self._finish()
         state["masks"] = lottery.magnitude_masks(self.layers, state["masks"], ratio)
-        lottery.rewind(self.session.model, state["rewind"], state["masks"])
+        last = done == stage.rounds
+        source = self._random_state() if stage.reinit and last else state["rewind"]
+        lottery.rewind(self.session.model, source, state["masks"])
         self.handles = self._apply()
         log.info("lottery round %d/%d: %.1f%% sparse", done, stage.rounds, 100 * ratio)
         return True
 
-    def _rewind_source(self) -> nn.Module:
-        """The model itself, or (``reinit``, the control) a fresh random initialisation."""
-        if not self.stage.reinit:
-            return self.session.model
+    def _random_state(self) -> dict:
+        """The control's weights (``reinit``): a fresh random initialisation of the model."""
+        from robust_compress import lottery
+
         other = copy.deepcopy(self.session.model)
         reinitialize(other, self.session.recipe.seed * 7 + 1000 + self.session.stage_index)
-        return other
+        return lottery.snapshot(other)
 
     def _apply(self) -> list:
         from robust_compress import hydra
@@ -218,13 +232,12 @@ class _AdmmSchedule:
     """ADMM epochs (penalty, Z/U updates every ``admm_every``), then the hard prune."""
 
     def __init__(self, session, stage):
-        from robust_compress import hydra
         from robust_compress.admm import Admm
 
         self.session, self.stage = session, stage
         self.admm = None
         if session.epoch == 0 or "admm" in session.extra:  # else: resumed after the prune
-            layers = hydra.prunable_layers(session.model, _head(session))
+            layers = scored_layers(session, stage)
             self.admm = Admm(layers, stage.ratio, stage.admm_rho, stage.admm_rho_growth)
             if session.epoch > 0:
                 self.admm.load_state(session.extra["admm"])
