@@ -91,7 +91,15 @@ def execute(run: Run, runs_dir: Path) -> dict:
 
 
 def _report(folder: Path) -> dict:
-    return json.loads((folder / "report.json").read_text())
+    report = json.loads((folder / "report.json").read_text())
+    report["log_span"] = log_span(folder / "run.log")
+    return report
+
+
+def log_span(path: Path) -> tuple[str, str] | None:
+    """The first and last timestamps of a run's log: when it started and ended."""
+    stamps = [line[:19] for line in path.read_text().splitlines() if line[:4].isdigit()]
+    return (stamps[0], stamps[-1]) if stamps else None
 
 
 def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:
