@@ -65,6 +65,21 @@ def _sparse_report(session, method: str, stage, sparsity: float, **info) -> None
     }
 
 
+def _fit_phases(session, stage, label: str, phases: list[int], **hooks) -> None:
+    """Train through ``phases`` (the LR schedule restarts in each) under the stage's adversary."""
+    adversary = session.adversary_for(session.stage_index, stage.adversary)
+    fit(
+        session,
+        label,
+        sum(phases),
+        stage.optimizer,
+        stage.lr_schedule,
+        adversary,
+        phases=phases,
+        **hooks,
+    )
+
+
 # ----- HYDRA ----------------------------------------------------------------------------
 def run_hydra(session, stage, label: str) -> None:
     """HYDRA: learn scores under the stage's adversary, prune by them, fine-tune adversarially."""
@@ -209,18 +224,8 @@ class _Lottery:
 def run_lottery(session, stage, label: str) -> None:
     """Iterative magnitude pruning with rewinding, every round trained adversarially."""
     ticket = _Lottery(session, stage)
-    adversary = session.adversary_for(session.stage_index, stage.adversary)
     rounds = [stage.round_epochs] * (stage.rounds + 1)  # R pruning rounds, then the ticket
-    fit(
-        session,
-        label,
-        sum(rounds),
-        stage.optimizer,
-        stage.lr_schedule,
-        adversary,
-        before_epoch=ticket.before_epoch,
-        phases=rounds,
-    )
+    _fit_phases(session, stage, label, rounds, before_epoch=ticket.before_epoch)
     sparsity = ticket.finish()
     session.extra.pop("lottery", None)
     _sparse_report(session, "lottery", stage, sparsity, rounds=stage.rounds)
@@ -277,18 +282,9 @@ class _AdmmSchedule:
 def run_admm(session, stage, label: str) -> None:
     """ADMM concurrent adversarial pruning, then masked (here: shrunk) adversarial retraining."""
     schedule = _AdmmSchedule(session, stage)
-    adversary = session.adversary_for(session.stage_index, stage.adversary)
     phases = [stage.admm_epochs] + ([stage.finetune_epochs] if stage.finetune_epochs else [])
-    fit(
-        session,
-        label,
-        sum(phases),
-        stage.optimizer,
-        stage.lr_schedule,
-        adversary,
-        before_epoch=schedule.before_epoch,
-        phases=phases,
-        penalty=schedule.penalty,
+    _fit_phases(
+        session, stage, label, phases, before_epoch=schedule.before_epoch, penalty=schedule.penalty
     )
     if schedule.admm is not None:  # no retraining epochs: prune at the very end
         schedule.hard_prune()
