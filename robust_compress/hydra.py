@@ -256,14 +256,19 @@ def _rezero(module: nn.Module, _inputs) -> None:
         module.weight.mul_(module._hydra_mask)
 
 
-def finish_unstructured(layers: dict[str, nn.Module], handles: list) -> float:
-    """Zero the pruned weights a last time, remove hooks and masks; return the sparsity."""
-    zeros = total = 0
+def remove_masks(layers: dict[str, nn.Module], handles: list) -> None:
+    """Remove the re-zeroing hooks and the mask buffers of :func:`apply_masks`."""
     for h in handles:
         h.remove()
     for m in layers.values():
+        if hasattr(m, "_hydra_mask"):
+            del m._hydra_mask
+
+
+def finish_unstructured(layers: dict[str, nn.Module], handles: list) -> float:
+    """Zero the pruned weights a last time, remove hooks and masks; return the sparsity."""
+    for m in layers.values():
         _rezero(m, None)
-        del m._hydra_mask
-        zeros += int((m.weight == 0).sum())
-        total += m.weight.numel()
-    return zeros / max(total, 1)
+    remove_masks(layers, handles)
+    zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
+    return zeros / max(sum(m.weight.numel() for m in layers.values()), 1)

@@ -174,7 +174,7 @@ class _Lottery:
 
     def before_epoch(self, epoch: int) -> bool:
         """Snapshot the rewind point; at each round's end prune and rewind (True: rebuild)."""
-        from robust_compress import lottery
+        from robust_compress import hydra, lottery
 
         stage, state = self.stage, self.state
         if epoch == stage.rewind_epoch and state["rewind"] is None:
@@ -183,7 +183,7 @@ class _Lottery:
             return False
         done = epoch // stage.round_epochs
         ratio = lottery.round_ratio(stage.ratio, done, stage.rounds)
-        self._finish()
+        hydra.remove_masks(self.layers, self.handles)
         state["masks"] = lottery.magnitude_masks(self.layers, state["masks"], ratio)
         last = done == stage.rounds
         source = self._random_state() if stage.reinit and last else state["rewind"]
@@ -204,13 +204,6 @@ class _Lottery:
         from robust_compress import hydra
 
         return hydra.apply_masks({self.layers[n]: m for n, m in self.state["masks"].items()})
-
-    def _finish(self) -> None:
-        for h in self.handles:
-            h.remove()
-        for m in self.layers.values():
-            if hasattr(m, "_hydra_mask"):
-                del m._hydra_mask
 
     def finish(self) -> float:
         """Remove the hooks, zero the pruned weights a last time; return the sparsity."""
