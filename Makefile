@@ -3,17 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every package of the environment, pinned (Python 3.11); `make lock` refreshes it.
+LOCK := constraints.txt
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results data clean-venv
+.PHONY: demo test test-long bench lint results data lock clean-venv
 
-$(STAMP): pyproject.toml
+# PIP_CONSTRAINT pins the build environment of the editable install too.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	PIP_CONSTRAINT=$(LOCK) $(PY) -m pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(LOCK) $(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Refresh $(LOCK): the newest versions pyproject.toml allows, installed into a fresh venv and
+# frozen. Run `make lock test`, then commit constraints.txt with the figures it passed with.
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Pinned environment of make demo / make test (Python 3.11). Refresh: make lock"; \
+	  .venv-lock/bin/python -m pip freeze --all --exclude-editable; } > $(LOCK)
+	rm -rf .venv-lock
 
 # Debian's dataset-fashion-mnist puts the four IDX files under $(FMNIST_DIR).
 data:
@@ -42,6 +56,7 @@ test-long: $(STAMP) data
 bench: $(STAMP) data
 	$(PY) benchmarks/adversary_overhead.py
 	$(PY) benchmarks/export_latency.py
+	$(PY) benchmarks/int_files.py
 
 # The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused):
 # writes docs/results.md, docs/results.json and docs/img/claim*.png.

@@ -5,7 +5,8 @@ This is the only module of robust-compress that imports Brevitas. What it does, 
 1. copy the model (the caller's model is never touched) and trace it with ``torch.fx``;
 2. fold BatchNorm into the convolutions (``preprocess_for_quantize``);
 3. swap layers for Brevitas quantized layers (``quantize``): signed weights of ``weight_bits``
-   bits, per output channel or per tensor; 8-bit activations; int32 bias;
+   bits, per output channel or per tensor; 8-bit activations; int32 bias. 8-bit weights use
+   the 7-bit range [-63, 63] unless ``vnni_only_full_range`` is set (see below);
 4. calibrate the activation scales on ``calib_batches`` batches (``calibration_mode``);
 5. correct the bias for the mean error quantization adds (``bias_correction_mode``).
 
@@ -14,6 +15,18 @@ straight-through estimator, so gradients reach the weights and the *input* (an a
 works on it). :meth:`BrevitasQuantizer.export` writes it as a QCDQ ONNX file
 (QuantizeLinear/Clip/DequantizeLinear around float ops) that ONNX Runtime fuses into integer
 kernels (QLinearConv, QGemm).
+
+**Weights that give the same answers on every CPU.** ONNX Runtime's u8 x s8 kernels on x86
+CPUs without VNNI (AVX2, AVX-512 without VNNI) add pairs of products in 16 bits with
+saturation; full-range int8 weights overflow there and the file then answers differently than
+on a VNNI or ARM CPU. Weights with ``|w| <= 64`` cannot overflow
+(:mod:`robust_compress.adapters.ort_saturation`), so ``weight_bits=8`` trains and exports the 7-bit
+grid [-63, 63] in int8 storage (ONNX Runtime's ``reduce_range``): QAT sees the grid the file
+uses. The full int8 range is kept for VNNI-only targets behind ``vnni_only_full_range=True``;
+:meth:`BrevitasQuantizer.export` checks the bound on every integer kernel of the file and
+refuses to write a file that breaks it without that setting. Weights of 4 bits or fewer are
+stored as ONNX INT4 tensors (:mod:`robust_compress.adapters.ort_lowbit`), so the file's size
+reflects the bits.
 
 Traps of Brevitas 0.13.4 handled here: the dynamo exporter rejects the default quantized bias,
 so the TorchScript exporter is used (``dynamo=False``); the default
@@ -34,6 +47,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robust_compress.adapters import ort_lowbit, ort_saturation
 from robust_compress.errors import UserError
 
 # Importing Brevitas prints a CUDA notice through torch's logger and three library warnings
@@ -55,6 +69,8 @@ with warnings.catch_warnings():
 log = logging.getLogger(__name__)
 
 MIN_BITS, MAX_BITS = 2, 8
+SAFE_INT8_GRID_BITS = 7
+"""Bits of the weight grid ``weight_bits=8`` uses: [-63, 63] cannot saturate on AVX2."""
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 _QUIET_WARNINGS = (
     "`treespec.children_specs` is deprecated",
@@ -76,6 +92,12 @@ class BrevitasQuantizer:
         calib_batches: Batches of the calibration data used to set activation scales (and
             again for bias correction).
         bias_correction: Correct each layer's bias for the mean output shift quantization adds.
+        vnni_only_full_range: With ``weight_bits=8``, use the full int8 range [-127, 127]
+            instead of [-63, 63]. Such a file gives wrong answers on x86 CPUs without VNNI
+            (AVX2, AVX-512 without VNNI); set this only for a fleet of VNNI (or ARM) CPUs.
+        pack_low_bits: Store weights of 4 bits or fewer as ONNX INT4 (half the bytes of int8;
+            ONNX Runtime dequantizes them to float at load and runs float convolutions).
+            False keeps them in int8 containers, which ONNX Runtime runs on int8 kernels.
 
     Raises:
         UserError: A bit width or the number of calibration batches is out of range.
@@ -86,6 +108,15 @@ class BrevitasQuantizer:
     per_channel: bool = True
     calib_batches: int = 8
     bias_correction: bool = True
+    vnni_only_full_range: bool = False
+    pack_low_bits: bool = True
+
+    @property
+    def grid_bits(self) -> int:
+        """Bits of the weight grid actually used (7 for ``weight_bits=8`` unless full range)."""
+        if self.weight_bits == 8 and not self.vnni_only_full_range:
+            return SAFE_INT8_GRID_BITS
+        return self.weight_bits
 
     def __post_init__(self) -> None:
         for name in ("weight_bits", "act_bits"):
@@ -139,9 +170,10 @@ class BrevitasQuantizer:
                         qmodel(x)
         qmodel.train(model.training)
         log.info(
-            "quantized %s: w%d a%d %s, calibrated on %d batches%s",
+            "quantized %s: w%d (grid %d bits) a%d %s, calibrated on %d batches%s",
             type(model).__name__,
             self.weight_bits,
+            self.grid_bits,
             self.act_bits,
             "per-channel" if self.per_channel else "per-tensor",
             len(batches),
@@ -150,7 +182,22 @@ class BrevitasQuantizer:
         return qmodel
 
     def export(self, model: nn.Module, path: Path, example: Tensor) -> Path:
-        """Write the fake-quant ``model`` as a QCDQ int8 ONNX file with a dynamic batch axis.
+        """Write the fake-quant ``model`` as a QCDQ integer ONNX file with a dynamic batch axis.
+
+        See :meth:`export_with_report`, which also says how each layer is stored.
+
+        Returns:
+            ``path``. The graph's input is named ``input`` and its output ``logits``.
+        """
+        return Path(self.export_with_report(model, path, example)["path"])
+
+    def export_with_report(self, model: nn.Module, path: Path, example: Tensor) -> dict:
+        """Export like :meth:`export`; return what the file stores and its saturation check.
+
+        The file is written beside ``path`` first and moved into place only once it passes:
+        value names are shortened, weights of 4 bits or fewer are packed as INT4, and every
+        integer kernel ONNX Runtime builds from it is checked against the saturation bound of
+        CPUs without VNNI.
 
         Args:
             model: A model returned by :meth:`prepare` (possibly trained further).
@@ -158,10 +205,44 @@ class BrevitasQuantizer:
             example: An input batch of the right shape (its values do not matter).
 
         Returns:
-            ``path``. The graph's input is named ``input`` and its output ``logits``.
+            ``{"path", "weight_storage", "kernels", "saturation_safe", "bytes_int8_container"}``:
+            per dequantized constant its storage type (and why it was not packed), per
+            integer kernel weight its bound, and the size the file had before packing.
+
+        Raises:
+            UserError: The file's integer kernels can saturate on CPUs without VNNI and
+                ``vnni_only_full_range`` is not set, or the file cannot be packed or loaded.
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.partial")
+        try:
+            self._write_qcdq(model, draft, example)
+            report = self._finish(draft, path)
+            draft.replace(path)
+        except UserError as exc:
+            raise UserError(str(exc).replace(str(draft), str(path))) from None
+        finally:
+            draft.unlink(missing_ok=True)
+        log.info("exported integer QCDQ ONNX to %s", path)
+        return {"path": str(path), **report}
+
+    def _finish(self, draft: Path, path: Path) -> dict:
+        """Shorten names, pack low-bit weights and check the saturation bound of ``draft``."""
+        ort_lowbit.compact_value_names(draft)
+        container_bytes = draft.stat().st_size
+        packs = self.pack_low_bits and self.weight_bits <= 4
+        storage = ort_lowbit.pack_low_bit_weights(draft) if packs else []
+        kernels = ort_saturation.saturation_report(draft)
+        self._refuse_saturation(kernels, path)
+        return {
+            "weight_storage": ort_saturation.as_dicts(storage),
+            "kernels": ort_saturation.as_dicts(kernels),
+            "saturation_safe": not ort_saturation.unsafe_kernels(kernels),
+            "bytes_int8_container": container_bytes,
+        }
+
+    def _write_qcdq(self, model: nn.Module, path: Path, example: Tensor) -> None:
         export_model = copy.deepcopy(model)  # export attaches handlers; keep the caller's clean
         example = example[:1].detach().to(_device_of(model))
         with warnings.catch_warnings():
@@ -177,8 +258,27 @@ class BrevitasQuantizer:
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
-        log.info("exported int8 QCDQ ONNX to %s", path)
-        return path
+
+    def _refuse_saturation(self, kernels: list, path: Path) -> None:
+        unsafe = ort_saturation.describe_unsafe(kernels)
+        if not unsafe:
+            return
+        if self.vnni_only_full_range:
+            log.warning(
+                "%s uses full-range int8 weights (vnni_only_full_range): correct on VNNI and ARM "
+                "CPUs only; x86 CPUs without VNNI saturate in %s",
+                path,
+                unsafe,
+            )
+            return
+        raise UserError(
+            f"refusing to write {path}: its integer kernels can overflow 16-bit sums on x86 "
+            f"CPUs without VNNI (AVX2, AVX-512 without VNNI), so the file would answer "
+            f"differently there: {unsafe}. Keep weights within |w| <= "
+            f"{ort_saturation.SAFE_WEIGHT_MAX} (weight_bits 8 does so by default), or set "
+            "vnni_only_full_range=True if the file only ever runs on VNNI or ARM CPUs (or in "
+            "ONNX Runtime sessions with the option session.x64quantprecision=1)."
+        )
 
     def _quantized_copy(self, model: nn.Module) -> nn.Module:
         """Trace a copy of ``model``, fold BatchNorm and swap in quantized layers."""
@@ -199,7 +299,7 @@ class BrevitasQuantizer:
     def _quant_maps(self) -> dict[str, dict]:
         """Brevitas' default layer maps, with this quantizer's bit widths and granularity."""
         weight_base = Int8WeightPerChannelFloat if self.per_channel else Int8WeightPerTensorFloat
-        weight_quant = weight_base.let(bit_width=self.weight_bits)
+        weight_quant = weight_base.let(bit_width=self.grid_bits)
         compute = {
             layer: _with(entry, "weight_quant", weight_quant)
             for layer, entry in COMPUTE_LAYER_MAP.items()

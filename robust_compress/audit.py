@@ -70,6 +70,7 @@ def run_audit(
     out_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
     apgd_steps: int | None = None,
+    deployed_file: Path | None = None,
 ) -> dict:
     """Audit ``model`` (or the ONNX file ``onnx_path``) on the first ``samples`` of ``data``.
 
@@ -94,6 +95,9 @@ def run_audit(
         out_dir: Write ``audit.json``, ``audit.md`` and ``accuracy_vs_eps.png`` here.
         progress: Called with a short message before each phase.
         apgd_steps: Iterations of APGD-CE and APGD-DLR (default ``pgd_steps``).
+        deployed_file: The integer ONNX file exported from ``model`` (a fake-quant model):
+            their top-1 agreement on the audited images becomes a check. An ONNX target with
+            a torch twin gets that check without it.
 
     Returns:
         Plain data (see docs/audit.md): ``robust``, ``clean``, ``samples``, ``per_attack``,
@@ -112,9 +116,10 @@ def run_audit(
         raise UserError(f"samples must be a positive integer, got {samples!r}.")
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, nn.Module) else []
     target = make_target(model, onnx_path)
+    pair = _twin_pair(target, deployed_file)
     try:
         result = _audit(
-            target, data, names, samples, budget, sweep_extra, sanity_checks, _say(progress)
+            target, data, names, samples, budget, sweep_extra, sanity_checks, _say(progress), pair
         )
     finally:
         for module, mode in modes:  # each submodule's own mode, not model.train(mode)
@@ -135,7 +140,18 @@ def run_audit(
     return result
 
 
-def _audit(target, data, names, samples, budget, sweep_extra, sanity, say) -> dict:
+def _twin_pair(target: Target, deployed_file: Path | None) -> tuple | None:
+    """(fake-quant twin, file predictor) whose agreement the audit checks, or None."""
+    if deployed_file is not None:
+        if target.kind != "torch":
+            raise UserError("deployed_file applies to the audit of a torch model, not of a file.")
+        return target.twin, make_target(None, deployed_file).predict
+    if target.kind == "onnx" and target.twin is not None:
+        return target.twin, target.predict
+    return None
+
+
+def _audit(target, data, names, samples, budget, sweep_extra, sanity, say, pair) -> dict:
     n = min(samples, len(data))
     x = data.x[:n].detach().to(torch.float32).contiguous()
     y = data.y[:n].detach().long()
@@ -153,6 +169,9 @@ def _audit(target, data, names, samples, budget, sweep_extra, sanity, say) -> di
         sweep = checks.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say, names)
     if sanity:
         found = _checks(target, ens, sweep, x, y, clean, budget, say)
+    if pair is not None:
+        say(f"agreement of the integer file with its fake-quant twin on {n} examples")
+        found.append(checks.check_twin_agreement(*pair, x, y, budget.batch_size))
     return {
         "format": FORMAT,
         "target": target.describe(),

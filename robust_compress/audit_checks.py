@@ -39,6 +39,9 @@ SWEEP_SQUARE_QUERIES = 300
 """Square's queries per sweep point when no torch twin is there (ONNX file alone)."""
 SWEEP_EXTRA_SQUARE_QUERIES = 100
 """Square's queries per sweep point when it only adds a curve beside PGD's (cost control)."""
+MIN_TWIN_AGREEMENT = 0.99
+"""The deployed integer file must predict its fake-quant twin's class on 99% of the images
+(one disagreement is always allowed, so that a check on fewer than 100 images can pass)."""
 
 
 def _check(name: str, title: str, passed: bool, detail: str, skipped: bool = False) -> dict:
@@ -254,3 +257,48 @@ def check_zero_gradients(target: Target, x: Tensor, y: Tensor, batch_size: int) 
         f"cross-entropy input gradient on the {where} (limit {_pct(ZERO_GRAD_MAX_SHARE)})"
     )
     return _check("zero_gradients", title, share <= ZERO_GRAD_MAX_SHARE, detail)
+
+
+def check_twin_agreement(
+    twin: nn.Module, file_predict: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, batch: int
+) -> dict:
+    """The integer file as ONNX Runtime runs it predicts what its fake-quant twin predicts.
+
+    A file whose integer kernels overflow on this CPU (or were exported wrongly) agrees with
+    its twin on far fewer images; the audit of the twin then says nothing about the file.
+
+    Args:
+        twin: The fake-quant torch model the file was exported from.
+        file_predict: The file's predictor (images in [0, 1] -> logits).
+        x: The audited images.
+        y: Their labels.
+        batch: Images per forward pass.
+
+    Returns:
+        The check, with ``agreement``, ``file_clean``, ``twin_clean`` and ``samples`` added.
+    """
+    twin.eval()
+    with torch.no_grad():
+        twin_pred = torch.cat([twin(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+        file_pred = torch.cat(
+            [file_predict(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)]
+        )
+    agreement = float((twin_pred == file_pred).float().mean())
+    file_clean = float((file_pred == y).float().mean())
+    twin_clean = float((twin_pred == y).float().mean())
+    detail = (
+        f"top-1 agreement {_pct(agreement)} on {len(y)} audited images (limit "
+        f"{_pct(MIN_TWIN_AGREEMENT)}); clean accuracy of the file {_pct(file_clean)}, of the "
+        f"twin {_pct(twin_clean)}"
+    )
+    title = "integer ONNX file agrees with its fake-quant twin"
+    differ = int((twin_pred != file_pred).sum())
+    passed = agreement >= MIN_TWIN_AGREEMENT or differ <= 1
+    found = _check("twin_agreement", title, passed, detail)
+    return {
+        **found,
+        "agreement": agreement,
+        "file_clean": file_clean,
+        "twin_clean": twin_clean,
+        "samples": len(y),
+    }

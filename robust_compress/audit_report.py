@@ -55,9 +55,9 @@ def _warning(result: dict) -> list[str]:
         return []
     names = ", ".join(c["name"] for c in failed)
     return [
-        f"> **WARNING: {len(failed)} sanity check(s) FAILED ({names}).** The robust accuracy "
-        "below may overstate the model's robustness (weak attacks or gradient masking); see "
-        "the checks at the end of this section.",
+        f"> **WARNING: {len(failed)} check(s) FAILED ({names}).** The robust accuracy below "
+        "may overstate the model's robustness (weak attacks, gradient masking) or not hold "
+        "for the deployed file; see the checks at the end of this section.",
         "",
     ]
 
@@ -82,9 +82,10 @@ def _sweep_rows(result: dict) -> list[str]:
 
 
 def _check_rows(result: dict) -> list[str]:
-    if not result["sanity_checks"]:
-        return ["", "Sanity checks: not run (sanity_checks off)."]
-    lines = ["", "Sanity checks:", "", "| check | result | numbers |", "|---|---|---|"]
+    lines = [] if result["sanity_checks"] else ["", "Sanity checks: not run (sanity_checks off)."]
+    if not result["checks"]:
+        return lines
+    lines += ["", "Checks:", "", "| check | result | numbers |", "|---|---|---|"]
     for c in result["checks"]:
         verdict = "skipped" if c["skipped"] else "passed" if c["passed"] else "**FAILED**"
         lines.append(f"| {c['title']} | {verdict} | {c['detail']} |")

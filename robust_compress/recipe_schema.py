@@ -242,6 +242,8 @@ class QuantizeStage(BaseStage):
     per_channel: bool = True
     calib_batches: int = Field(8, ge=1)
     bias_correction: bool = True
+    vnni_only_full_range: bool = False
+    pack_low_bits: bool = True
     qat_epochs: int = Field(0, ge=0)
     adversary: AdversaryConfig | None = None
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)

@@ -112,10 +112,26 @@ def _restore_model(session, payload: dict) -> None:
     session.model, session.float_model, session.quant_config = float_model, None, None
     quant = payload["quant"]
     if quant is not None:
+        _refuse_full_range_int8(quant["config"])
         qmodel = make_quantized(session, float_model.eval(), quant["config"])
         qmodel.load_state_dict(quant["state_dict"])
         session.model, session.float_model = qmodel, float_model
         session.quant_config = quant["config"]
+
+
+def _refuse_full_range_int8(config: dict) -> None:
+    """Refuse an 8-bit model quantized before int8 weights moved to the 7-bit grid.
+
+    Configs of older runs lack the keys added since; with fewer weight bits the grid did not
+    change, and the missing keys take their defaults when the quantizer is rebuilt.
+    """
+    if "vnni_only_full_range" not in config and config.get("weight_bits", 8) == 8:
+        raise CheckpointError(
+            "this run's checkpoint holds a model quantized by an older robust-compress, with "
+            "full-range int8 weights that give other answers on CPUs without VNNI; it cannot "
+            "be resumed or audited as it was. Rerun the recipe (robust-compress run RECIPE "
+            "--out NEW_FOLDER) to quantize on the safe 7-bit grid."
+        )
 
 
 def _restore_generators(session) -> None:

@@ -144,19 +144,6 @@ def test_export_leaves_model_untouched(quantized, synthetic_test, tmp_path):
     qmodel.eval()
 
 
-def test_four_bit_per_tensor_weights_still_fuse(
-    trained_small, synthetic_train, synthetic_test, tmp_path
-):
-    quantizer = BrevitasQuantizer(
-        weight_bits=4, per_channel=False, calib_batches=2, bias_correction=False
-    )
-    qmodel = quantizer.prepare(trained_small, synthetic_train.batches(32))
-    path = quantizer.export(qmodel, tmp_path / "w4.onnx", synthetic_test.x[:1])
-    ops = optimized_op_types(path)
-    assert ops["QLinearConv"] == 3 and ops["Conv"] == 0
-    assert top1_agreement(qmodel, path, synthetic_test.x) >= 0.99
-
-
 def test_calibration_accepts_tensors_and_pairs_and_rejects_empty(trained_small, synthetic_train):
     quantizer = BrevitasQuantizer(calib_batches=1, bias_correction=False)
     x, y = synthetic_train.x[:8], synthetic_train.y[:8]

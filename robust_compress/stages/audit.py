@@ -32,10 +32,16 @@ def run(session, stage, label: str) -> None:
     results = {}
     out = session.out.path / "audit" if session.out is not None else None
     session.hooks.on_stage_start(label, 0, 0)
-    results["final"] = run_audit(
-        session.model, session.test_data, out_dir=out and out / "final", **options
-    )
     int8 = session.out.path / "model.int8.onnx" if session.out is not None else None
+    deployed = int8 if session.quant_config is not None and int8 and int8.is_file() else None
+    results["final"] = run_audit(
+        session.model,
+        session.test_data,
+        out_dir=out and out / "final",
+        deployed_file=deployed,
+        **options,
+    )
+    _say_twin_agreement(session, results["final"])
     if stage.onnx and int8 is not None and int8.is_file():
         results["int8_onnx"] = run_audit(
             session.model, session.test_data, onnx_path=int8, out_dir=out / "int8-onnx", **options
@@ -60,6 +66,15 @@ def run(session, stage, label: str) -> None:
         for path in sorted(out.rglob("*")) if out.exists() else []:
             if path.is_file():
                 session.out.record(path)
+
+
+def _say_twin_agreement(session, result: dict) -> None:
+    for check in result.get("checks", []):
+        if check["name"] == "twin_agreement" and check["passed"]:
+            session.hooks.on_message(
+                f"model.int8.onnx agrees with its fake-quant twin on "
+                f"{100 * check['agreement']:.1f}% of {check['samples']} audited images"
+            )
 
 
 def _markdown(results: dict) -> str:

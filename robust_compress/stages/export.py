@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from robust_compress.errors import UserError
 
@@ -31,11 +32,12 @@ def run(session, stage, label: str) -> None:
             "parity_max_abs": ort.parity_max_abs(session.float_reference(), path, x),
         }
     if int8:
-        path = _export_int8(session, folder / "model.int8.onnx", example)
-        paths["int8"] = path
+        exported = _export_int8(session, folder / "model.int8.onnx", example)
+        path = paths["int8"] = Path(exported["path"])
         info["int8"] = {
             "path": path.name,
             "top1_agreement": ort.top1_agreement(session.model, path, x),
+            **_int_file_summary(exported),
         }
     latency = ort.measure_latency(paths, batch_sizes=(1, 64), warmup=10, iters=60, threads=1)
     for name, path in paths.items():
@@ -48,7 +50,23 @@ def run(session, stage, label: str) -> None:
     session.extra["onnx"] = info
 
 
-def _export_int8(session, path, example):
+def _export_int8(session, path, example) -> dict:
     from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
 
-    return BrevitasQuantizer(**session.quant_config).export(session.model, path, example)
+    quantizer = BrevitasQuantizer(**session.quant_config)
+    return quantizer.export_with_report(session.model, path, example)
+
+
+def _int_file_summary(exported: dict) -> dict:
+    """What the integer file stores and whether its kernels are safe on every CPU."""
+    storage = exported["weight_storage"]
+    return {
+        "saturation_safe": exported["saturation_safe"],
+        "integer_kernels": len(exported["kernels"]),
+        "max_abs_weight": max(
+            (k["max_abs_weight"] or 0 for k in exported["kernels"]), default=None
+        ),
+        "weights_int4": sum(e["storage"] == "int4" for e in storage),
+        "not_int4": [f"{e['name']}: {e['reason']}" for e in storage if e["storage"] != "int4"],
+        "bytes_int8_container": exported["bytes_int8_container"],
+    }

@@ -17,6 +17,8 @@ def quantizer_config(stage) -> dict:
         "per_channel": stage.per_channel,
         "calib_batches": stage.calib_batches,
         "bias_correction": stage.bias_correction,
+        "vnni_only_full_range": stage.vnni_only_full_range,
+        "pack_low_bits": stage.pack_low_bits,
     }
 
 
