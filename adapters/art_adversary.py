@@ -38,18 +38,10 @@ from robust_compress.adapters.art_engine import (
 )
 from robust_compress.adapters.art_state import preserved_model_state, seeded_rngs
 from robust_compress.errors import UserError, suggest
+from robust_compress.threat import NORMS, check_eps, default_step
 
 ATTACKS: tuple[str, ...] = ("fgsm", "fgsm_rs", "pgd", "apgd_ce", "apgd_dlr", "square")
-NORMS: tuple[str, ...] = ("linf", "l2")
 _NO_STEP = ("fgsm", "square")
-
-
-def _default_step(attack: str, eps: float, steps: int) -> float:
-    if attack == "fgsm_rs":
-        return 1.25 * eps
-    if attack == "pgd":
-        return 2.5 * eps / steps
-    return 2.0 * eps  # APGD's initial step; fgsm and square take no step
 
 
 def make_spec(
@@ -71,13 +63,7 @@ def make_spec(
         raise UserError(f"unknown attack {attack!r}." + suggest(attack, ATTACKS))
     if norm not in NORMS:
         raise UserError(f"unknown norm {norm!r} for attack {attack!r}." + suggest(norm, NORMS))
-    if not (isinstance(eps, int | float) and math.isfinite(eps) and eps > 0):
-        raise UserError(f"eps must be a positive number, got {eps!r}.")
-    if norm == "linf" and eps >= 1:
-        raise UserError(
-            f"eps={eps} under the linf norm covers the whole input range [0, 1]; eps is in "
-            "pixel space (e.g. 8/255 = 0.0314, or 0.1 for Fashion-MNIST)."
-        )
+    eps = check_eps(eps, norm)
     for name, value in (
         ("steps", steps),
         ("restarts", restarts),
@@ -96,7 +82,7 @@ def make_spec(
             raise UserError(f"step must be a positive number, got {step!r}.")
     if attack == "fgsm" and restarts != 1:
         raise UserError("fgsm has no random start, so restarts must be 1; use fgsm_rs or pgd.")
-    step = float(step) if step is not None else _default_step(attack, float(eps), steps)
+    step = float(step) if step is not None else default_step(attack, eps, steps)
     return AttackSpec(attack, float(eps), norm, step, steps, restarts, queries, batch_size)
 
 

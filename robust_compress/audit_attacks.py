@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.errors import UserError, suggest
+from robust_compress.threat import default_step
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,8 @@ def settings(name: str, budget: AttackBudget, steps: int | None = None) -> dict:
         return {}
     if name == "pgd":
         steps = steps or budget.pgd_steps
-        return {"steps": steps, "restarts": budget.pgd_restarts, "step": 2.5 * budget.eps / steps}
+        step = default_step("pgd", budget.eps, steps)
+        return {"steps": steps, "restarts": budget.pgd_restarts, "step": step}
     return {"steps": budget.apgd_steps, "restarts": budget.pgd_restarts}
 
 

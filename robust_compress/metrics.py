@@ -29,12 +29,8 @@ def quick_metrics(session) -> dict:
     robust_set = test.subset(min(QUICK_SAMPLES, len(test)))
     clean = evaluate(session.model, test)
     if session.recipe.threat.norm == "linf":
-        attack = TorchPGD(
-            eps,
-            QUICK_STEPS,
-            2.5 * eps / QUICK_STEPS,
-            generator=torch.Generator().manual_seed(session.recipe.seed),
-        )
+        generator = torch.Generator().manual_seed(session.recipe.seed)
+        attack = TorchPGD(eps, QUICK_STEPS, generator=generator)
     else:
         from robust_compress.adapters.art_adversary import ArtAdversary
 

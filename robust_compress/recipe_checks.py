@@ -11,6 +11,8 @@ import difflib
 import re
 from typing import TYPE_CHECKING
 
+from robust_compress.threat import eps_error
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -74,8 +76,9 @@ def check_against_model(recipe: Recipe, model: nn.Module) -> Messages:
     """Check a recipe against the model it will compress, without running the model.
 
     On top of :func:`check_order`: every prune ``ignore`` pattern must select at least one
-    module of the model; ``weight_bits`` below 4 draws a warning; an audit ``eps_sweep``
-    value must be positive (and at most 1 under an linf threat).
+    module of the model; ``weight_bits`` below 4 draws a warning; the audit's ``eps_sweep``
+    values are checked again with :func:`robust_compress.threat.eps_error` (a recipe object
+    may have been changed in Python after it was validated).
 
     Args:
         recipe: A validated recipe.
@@ -97,11 +100,8 @@ def check_against_model(recipe: Recipe, model: nn.Module) -> Messages:
             )
         elif stage.kind == "audit":
             for j, eps in enumerate(stage.eps_sweep):
-                if not eps > 0 or (recipe.threat.norm == "linf" and eps > 1):
-                    errors.append(
-                        f"{path}.eps_sweep.{j}: eps must be positive "
-                        f"(and at most 1 under linf), got {eps}"
-                    )
+                if (error := eps_error(eps, recipe.threat.norm)) is not None:
+                    errors.append(f"{path}.eps_sweep.{j}: {error}")
     return errors, warnings
 
 

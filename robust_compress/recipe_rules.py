@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from robust_compress.threat import eps_error
+
 if TYPE_CHECKING:
     from robust_compress.recipe_schema import Recipe
 
@@ -53,21 +55,23 @@ def rule_problems(recipe: Recipe) -> list[Problem]:
         (path, message) pairs, empty when the recipe is consistent.
     """
     problems: list[Problem] = []
-    linf = recipe.threat.norm == "linf"
+    norm = recipe.threat.norm
     for path, adversary in _adversaries(recipe):
-        if linf and adversary.eps is not None and adversary.eps > 1:
-            problems.append(((*path, "eps"), "an linf eps must be at most 1 (inputs in [0, 1])"))
+        error = None if adversary.eps is None else eps_error(adversary.eps, norm)
+        if error is not None:
+            problems.append(((*path, "eps"), error))
     data = recipe.data
     if data.train_subset is not None and data.holdout >= data.train_subset:
         msg = f"holdout ({data.holdout}) must be smaller than train_subset ({data.train_subset})"
         problems.append((("data", "holdout"), msg))
     for i, stage in enumerate(recipe.stages):
-        problems.extend(_stage_problems(("stages", i, stage.kind), stage, linf))
+        problems.extend(_stage_problems(("stages", i, stage.kind), stage, norm))
     return problems
 
 
-def _stage_problems(path: Path, stage: Any, linf: bool) -> list[Problem]:
+def _stage_problems(path: Path, stage: Any, norm: str) -> list[Problem]:
     problems: list[Problem] = []
+    linf = norm == "linf"
     if stage.kind == "train" and stage.method == "trades" and not linf:
         msg = "TRADES training attacks in the L-inf ball; use method pgd for an L2 threat"
         problems.append(((*path, "method"), msg))
@@ -89,9 +93,9 @@ def _stage_problems(path: Path, stage: Any, linf: bool) -> list[Problem]:
                 problems.append(((*path, "attacks", j), f"attack {attack!r} is listed twice"))
             seen.add(attack)
         for j, eps in enumerate(stage.eps_sweep):
-            if linf and eps > 1:
-                msg = f"an linf eps must be at most 1 (inputs in [0, 1]), got {eps}"
-                problems.append(((*path, "eps_sweep", j), msg))
+            error = eps_error(eps, norm)
+            if error is not None:
+                problems.append(((*path, "eps_sweep", j), error))
     return problems
 
 
@@ -130,7 +134,7 @@ def resolve_adversaries(recipe: Recipe) -> None:
     A train stage without an adversary gets the one its method implies (``fgsm_rs``: FGSM
     with a random start; ``pgd`` and ``trades``: PGD; ``natural``: none). Then every
     adversary's ``eps`` defaults to the threat's ``eps`` and its ``step`` to the attack's
-    usual step (fgsm: eps, fgsm_rs: 1.25 * eps, iterative attacks: 2.5 * eps / steps).
+    usual step (:func:`robust_compress.threat.default_step`).
     """
     from robust_compress.recipe_schema import AdversaryConfig
 

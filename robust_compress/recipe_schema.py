@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from robust_compress.errors import suggest
 from robust_compress.recipe_rules import resolve_adversaries, rule_problems
+from robust_compress.threat import default_step, eps_error
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 MODEL_PREFIXES = ("builtin", "torchvision", "py")
@@ -89,14 +90,7 @@ class AdversaryConfig(BaseModel):
         steps = self.steps
         if self.attack in ("fgsm", "fgsm_rs") and "steps" not in self.model_fields_set:
             steps = 1
-        if self.step is not None:
-            step = self.step
-        elif self.attack == "fgsm":
-            step = eps
-        elif self.attack == "fgsm_rs":
-            step = 1.25 * eps
-        else:
-            step = 2.5 * eps / steps
+        step = self.step if self.step is not None else default_step(self.attack, eps, steps)
         return self.model_copy(update={"eps": eps, "step": step, "steps": steps})
 
 
@@ -137,6 +131,12 @@ class ModelConfig(BaseModel):
             raise PydanticCustomError("model_spec", "{message}", {"message": msg})
         if prefix == "py" and rest.count(":") != 1:
             raise PydanticCustomError("model_spec", "expected py:package.module:function")
+        if prefix == "builtin":
+            from robust_compress.models import BUILTINS
+
+            if rest not in BUILTINS:
+                msg = f"unknown builtin model {rest!r}." + suggest(rest, BUILTINS.names())
+                raise PydanticCustomError("model_spec", "{message}", {"message": msg})
         return spec
 
 
@@ -152,6 +152,16 @@ class DataConfig(BaseModel):
     holdout: int = Field(0, ge=0)
     download: bool = False
 
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        from robust_compress.data import DATASETS
+
+        if name not in DATASETS:
+            msg = f"unknown dataset {name!r}." + suggest(name, DATASETS.names())
+            raise PydanticCustomError("dataset", "{message}", {"message": msg})
+        return name
+
 
 class ThreatConfig(BaseModel):
     """The threat model every robustness figure refers to (inputs in [0, 1])."""
@@ -163,10 +173,9 @@ class ThreatConfig(BaseModel):
     @field_validator("eps")
     @classmethod
     def _check_linf(cls, eps: float, info: ValidationInfo) -> float:
-        if info.data.get("norm") == "linf" and eps > 1:
-            raise PydanticCustomError(
-                "eps_range", "an linf eps must be at most 1 (inputs are in [0, 1])"
-            )
+        error = eps_error(eps, info.data.get("norm", "linf"))
+        if error is not None:
+            raise PydanticCustomError("eps_range", "{message}", {"message": error})
         return eps
 
 

@@ -19,6 +19,7 @@ from robust_compress.attacks import correct, fgsm_rs, frozen_for_attack, pgd_lin
 from robust_compress.data import TensorData
 from robust_compress.distributed import all_finite
 from robust_compress.errors import RunError, UserError
+from robust_compress.threat import default_step
 
 log = logging.getLogger(__name__)
 METHODS = ("natural", "fgsm_rs", "pgd")
@@ -49,7 +50,7 @@ class TorchPGD:
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         """Return adversarial examples for ``(x, y)``."""
-        step = self.step if self.step is not None else 2.5 * self.eps / self.steps
+        step = self.step if self.step is not None else default_step("pgd", self.eps, self.steps)
         return pgd_linf(model, x, y, self.eps, step, self.steps, self.random_start, self.generator)
 
 

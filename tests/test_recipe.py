@@ -77,7 +77,11 @@ EXPECTED_FIRST = {
     "bad_indentation": (4, 2, "yaml", "expected <block end>"),
     "tab_character": (4, 1, "yaml", "tabs"),
     "negative_eps": (3, 27, "threat.eps", "greater than 0"),
-    "linf_eps_above_one": (5, 8, "threat.eps", "at most 1"),
+    "linf_eps_above_one": (5, 8, "threat.eps", "below 1"),
+    "linf_eps_one_sweep": (3, 27, "threat.eps", "below 1"),
+    "linf_sweep_at_one": (6, 31, "stages.1.audit.eps_sweep.1", "below 1"),
+    "unknown_dataset": (3, 14, "data.name", "Did you mean: fashion-mnist?"),
+    "unknown_builtin_model": (2, 15, "model.spec", "Did you mean: cnn_small"),
     "unknown_attack": (7, 27, "stages.0.train.adversary.attack", "Did you mean: pgd"),
     "unknown_stage_kind": (6, 5, "stages.1.prnue", "Did you mean: prune?"),
     "empty_stages": (4, 9, "stages", "at least one stage"),
@@ -313,3 +317,17 @@ def test_docs_list_every_field():
     for model in [*models, *STAGE_TYPES.values()]:
         for field in model.model_fields:
             assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not documented"
+
+
+def test_apgd_steps_reaches_the_audit(synthetic_test, trained_small):
+    from types import SimpleNamespace
+
+    from robust_compress.audit import run_audit
+    from robust_compress.stages.audit import audit_options
+
+    recipe = parse_recipe(VALID, overrides=["stages.4.audit.apgd_steps=3"])
+    options = audit_options(SimpleNamespace(recipe=recipe), recipe.stages[4])
+    assert options["apgd_steps"] == 3 and options["pgd_steps"] == 20
+    options.update(attacks=["apgd_ce"], samples=16, sanity_checks=False, eps_sweep=[])
+    result = run_audit(trained_small, synthetic_test, **options)
+    assert result["per_attack"]["apgd_ce"]["settings"]["steps"] == 3

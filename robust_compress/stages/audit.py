@@ -16,6 +16,7 @@ def audit_options(session, stage) -> dict:
         "samples": stage.samples,
         "pgd_steps": stage.pgd_steps,
         "pgd_restarts": stage.pgd_restarts,
+        "apgd_steps": stage.apgd_steps,
         "square_queries": stage.square_queries,
         "eps_sweep": list(stage.eps_sweep),
         "sanity_checks": stage.sanity_checks,
