@@ -16,22 +16,14 @@ works on it). :meth:`BrevitasQuantizer.export` writes it as a QCDQ ONNX file
 (QuantizeLinear/Clip/DequantizeLinear around float ops) that ONNX Runtime fuses into integer
 kernels (QLinearConv, QGemm).
 
-**Weights that give the same answers on every CPU.** ONNX Runtime's u8 x s8 kernels on x86
-CPUs without VNNI (AVX2, AVX-512 without VNNI) add pairs of products in 16 bits with
-saturation; full-range int8 weights overflow there and the file then answers differently than
-on a VNNI or ARM CPU. Weights with ``|w| <= 64`` cannot overflow
-(:mod:`robust_compress.adapters.ort_saturation`), so ``weight_bits=8`` trains and exports the 7-bit
-grid [-63, 63] in int8 storage (ONNX Runtime's ``reduce_range``): QAT sees the grid the file
-uses. The full int8 range is kept for VNNI-only targets behind ``vnni_only_full_range=True``;
-:meth:`BrevitasQuantizer.export` checks the bound on every integer kernel of the file and
-refuses to write a file that breaks it without that setting. Weights of 4 bits or fewer are
-stored as ONNX INT4 tensors (:mod:`robust_compress.adapters.ort_lowbit`), so the file's size
-reflects the bits.
+**Every CPU, and 4 bits.** ``weight_bits=8`` trains and exports the 7-bit grid [-63, 63] in
+int8 storage, which x86 CPUs without VNNI cannot saturate; the export refuses full-range
+weights unless ``vnni_only_full_range=True`` (:mod:`robust_compress.adapters.ort_saturation`).
+Weights of 4 bits or fewer are stored as INT4 (:mod:`robust_compress.adapters.ort_lowbit`).
 
-Traps of Brevitas 0.13.4 handled here: the dynamo exporter rejects the default quantized bias,
-so the TorchScript exporter is used (``dynamo=False``); the default
-``keep_initializers_as_inputs=True`` leaves weights as graph inputs, which stops ONNX Runtime's
-constant folding, so convolutions stay float; export also needs ``onnxoptimizer`` installed.
+Traps of Brevitas 0.13.4 handled here: the dynamo exporter rejects the default quantized bias
+(so ``dynamo=False``); ``keep_initializers_as_inputs=True`` stops ONNX Runtime's constant
+folding, so convolutions stay float; export needs ``onnxoptimizer`` installed.
 """
 
 from __future__ import annotations
@@ -47,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robust_compress.adapters import ort_lowbit, ort_saturation
+from robust_compress.adapters import ort_intfile
 from robust_compress.errors import UserError
 
 # Importing Brevitas prints a CUDA notice through torch's logger and three library warnings
@@ -86,8 +78,7 @@ class BrevitasQuantizer:
 
     Attributes:
         weight_bits: Bits of the signed weights, 2 to 8 (8 and 4 are the usual choices).
-        act_bits: Bits of the activations, 2 to 8; only 8 maps onto ONNX Runtime's int8 kernels
-            without extra clipping.
+        act_bits: Bits of the activations, 2 to 8; only 8 maps onto int8 kernels unclipped.
         per_channel: One weight scale per output channel (True) or per tensor (False).
         calib_batches: Batches of the calibration data used to set activation scales (and
             again for bias correction).
@@ -218,7 +209,8 @@ class BrevitasQuantizer:
         draft = path.with_name(f".{path.name}.partial")
         try:
             self._write_qcdq(model, draft, example)
-            report = self._finish(draft, path)
+            packs = self.pack_low_bits and self.weight_bits <= 4
+            report = ort_intfile.finish(draft, path, packs, self.vnni_only_full_range)
             draft.replace(path)
         except UserError as exc:
             raise UserError(str(exc).replace(str(draft), str(path))) from None
@@ -226,21 +218,6 @@ class BrevitasQuantizer:
             draft.unlink(missing_ok=True)
         log.info("exported integer QCDQ ONNX to %s", path)
         return {"path": str(path), **report}
-
-    def _finish(self, draft: Path, path: Path) -> dict:
-        """Shorten names, pack low-bit weights and check the saturation bound of ``draft``."""
-        ort_lowbit.compact_value_names(draft)
-        container_bytes = draft.stat().st_size
-        packs = self.pack_low_bits and self.weight_bits <= 4
-        storage = ort_lowbit.pack_low_bit_weights(draft) if packs else []
-        kernels = ort_saturation.saturation_report(draft)
-        self._refuse_saturation(kernels, path)
-        return {
-            "weight_storage": ort_saturation.as_dicts(storage),
-            "kernels": ort_saturation.as_dicts(kernels),
-            "saturation_safe": not ort_saturation.unsafe_kernels(kernels),
-            "bytes_int8_container": container_bytes,
-        }
 
     def _write_qcdq(self, model: nn.Module, path: Path, example: Tensor) -> None:
         export_model = copy.deepcopy(model)  # export attaches handlers; keep the caller's clean
@@ -258,27 +235,6 @@ class BrevitasQuantizer:
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             )
-
-    def _refuse_saturation(self, kernels: list, path: Path) -> None:
-        unsafe = ort_saturation.describe_unsafe(kernels)
-        if not unsafe:
-            return
-        if self.vnni_only_full_range:
-            log.warning(
-                "%s uses full-range int8 weights (vnni_only_full_range): correct on VNNI and ARM "
-                "CPUs only; x86 CPUs without VNNI saturate in %s",
-                path,
-                unsafe,
-            )
-            return
-        raise UserError(
-            f"refusing to write {path}: its integer kernels can overflow 16-bit sums on x86 "
-            f"CPUs without VNNI (AVX2, AVX-512 without VNNI), so the file would answer "
-            f"differently there: {unsafe}. Keep weights within |w| <= "
-            f"{ort_saturation.SAFE_WEIGHT_MAX} (weight_bits 8 does so by default), or set "
-            "vnni_only_full_range=True if the file only ever runs on VNNI or ARM CPUs (or in "
-            "ONNX Runtime sessions with the option session.x64quantprecision=1)."
-        )
 
     def _quantized_copy(self, model: nn.Module) -> nn.Module:
         """Trace a copy of ``model``, fold BatchNorm and swap in quantized layers."""

@@ -24,11 +24,11 @@ def eps_error(eps: object, norm: str) -> str | None:
     if isinstance(eps, bool) or not isinstance(eps, int | float) or not math.isfinite(eps):
         return f"eps must be a positive number, got {eps!r}"
     if eps <= 0:
-        return f"eps must be positive, got {eps}"
+        return f"eps must be a positive number, got {eps}"
     if norm == "linf" and eps >= 1:
         return (
-            f"an linf eps must be below 1 (inputs are in [0, 1]; eps {eps:g} lets an attack "
-            "reach any image), e.g. 0.1 for Fashion-MNIST or 8/255 for CIFAR-10"
+            f"an linf eps must be below 1 (eps is in pixel space, inputs are in [0, 1]; eps "
+            f"{eps:g} lets an attack reach any image), e.g. 0.1 for Fashion-MNIST or 8/255"
         )
     return None
 
@@ -43,7 +43,7 @@ def check_eps(eps: object, norm: str, name: str = "eps") -> float:
         raise UserError(f"unknown norm {norm!r}; use linf or l2.")
     error = eps_error(eps, norm)
     if error is not None:
-        raise UserError(f"{name}: {error}.")
+        raise UserError(f"{error}." if name == "eps" else f"{name}: {error}.")
     return float(eps)  # type: ignore[arg-type]
 
 
