@@ -6,6 +6,7 @@ import torch
 
 from robust_compress.attacks import pgd_linf
 from robust_compress.errors import UserError
+from robust_compress.protocols import Adversary
 from robust_compress.training import TorchFGSMRS, TorchPGD, Trades
 
 
@@ -22,7 +23,7 @@ class TorchFGSM:
 
 def build_adversary(
     cfg, norm: str = "linf", seed: int = 0, method: str | None = None, trades_beta: float = 6.0
-):
+) -> Adversary | Trades | None:
     """Return the adversary a recipe block asks for, or None.
 
     Args:

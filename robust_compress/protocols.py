@@ -48,3 +48,7 @@ class Quantizer(Protocol):
     def export(self, model: nn.Module, path: Path, example: Tensor) -> Path:
         """Write the fake-quant ``model`` as an int8 (QCDQ) ONNX file and return its path."""
         ...
+
+    def export_with_report(self, model: nn.Module, path: Path, example: Tensor) -> dict:
+        """Export like :meth:`export`; return ``{"path", ...}`` with what the file stores."""
+        ...

@@ -51,9 +51,9 @@ def run(session, stage, label: str) -> None:
 
 
 def _export_int8(session, path, example) -> dict:
-    from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
+    from robust_compress.stages.quantize import make_quantizer
 
-    quantizer = BrevitasQuantizer(**session.quant_config)
+    quantizer = make_quantizer(session.quant_config)
     return quantizer.export_with_report(session.model, path, example)
 
 

@@ -6,12 +6,15 @@ import logging
 import math
 
 from robust_compress.errors import UserError
+from robust_compress.protocols import Pruner
 from robust_compress.stages.common import fit
 
 log = logging.getLogger(__name__)
 
 
-def make_pruner(session, index: int, stage, ratio: float | None = None, steps: int | None = None):
+def make_pruner(
+    session, index: int, stage, ratio: float | None = None, steps: int | None = None
+) -> Pruner:
     """Build the Torch-Pruning adapter for a prune stage (not yet prepared)."""
     from robust_compress.adapters.tp_pruner import StructuredPruner
     from robust_compress.recipe_schema import AdversaryConfig

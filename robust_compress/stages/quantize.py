@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from robust_compress.protocols import Quantizer
 from robust_compress.stages.common import fit
 
 log = logging.getLogger(__name__)
@@ -22,13 +23,18 @@ def quantizer_config(stage) -> dict:
     }
 
 
-def make_quantized(session, float_model, config: dict, calib=None):
-    """Return a calibrated fake-quant copy of ``float_model`` (``float_model`` untouched)."""
+def make_quantizer(config: dict) -> Quantizer:
+    """The quantizer a stage's plain-data config describes (see :func:`quantizer_config`)."""
     from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
 
+    return BrevitasQuantizer(**config)
+
+
+def make_quantized(session, float_model, config: dict, calib=None):
+    """Return a calibrated fake-quant copy of ``float_model`` (``float_model`` untouched)."""
     if calib is None:
         calib = (x for x, _ in session.train_data.batches(session.recipe.data.batch_size))
-    return BrevitasQuantizer(**config).prepare(float_model, calib)
+    return make_quantizer(config).prepare(float_model, calib)
 
 
 def quantize_model(session, stage, calib=None):
