@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.adapters import ort_intfile
-from robust_compress.errors import UserError
+from robust_compress.errors import UserError, first_line
 
 # Importing Brevitas prints a CUDA notice through torch's logger and three library warnings
 # (deprecations, an optional package) that say nothing to our users: keep them out.
@@ -244,7 +244,7 @@ class BrevitasQuantizer:
         try:
             graph = preprocess_for_quantize(float_copy)
         except Exception as exc:  # noqa: BLE001 - fx raises many types on untraceable code
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise UserError(
                 f"Brevitas cannot trace {type(model).__name__} with torch.fx ({first}). "
                 "Remove data-dependent control flow from forward(), or quantize a traceable "

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, version_converter
 
-from robust_compress.errors import UserError
+from robust_compress.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _at_opset(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         try:
             model = version_converter.convert_version(model, INT4_OPSET)
         except Exception as exc:  # noqa: BLE001 - the converter raises several types
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise UserError(
                 f"{path.name}: cannot move the graph to opset {INT4_OPSET} for 4-bit storage "
                 f"({first}); export with pack_low_bits=False to keep int8 containers."
@@ -179,7 +179,7 @@ def _check(model: onnx.ModelProto, path: Path) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:
-        first = (str(exc).strip().splitlines() or ["invalid graph"])[0]
+        first = first_line(exc)
         raise UserError(
             f"{path.name}: the 4-bit graph fails onnx.checker ({first}); export with "
             "pack_low_bits=False to keep int8 containers."

@@ -23,7 +23,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from robust_compress.errors import UserError
+from robust_compress.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def check_onnx_input(path: Path, input_shape: tuple[int, ...], num_classes: int)
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:  # noqa: BLE001 - onnx raises several types for bad files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise UserError(f"{path} is not a valid ONNX model (onnx.checker: {first}).") from None
     predictor = OrtPredictor(path)
     if tuple(predictor.input_shape) != tuple(input_shape):

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from bench_data import train_and_test
 
 from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
 from robust_compress.adapters.ort_runtime import (
@@ -42,8 +43,7 @@ from robust_compress.adapters.ort_runtime import (
     top1_agreement,
 )
 from robust_compress.adapters.tp_pruner import StructuredPruner, count_macs_params
-from robust_compress.data import TensorData, load_dataset
-from robust_compress.errors import DataNotFoundError
+from robust_compress.data import TensorData
 from robust_compress.models import CNNSmall
 from robust_compress.training import TrainConfig, train
 
@@ -67,19 +67,6 @@ class Result:
     nodes: dict[str, int] = field(default_factory=dict)
     breakdown: dict[str, list] = field(default_factory=dict)
     repeats: list[dict] = field(default_factory=list)
-
-
-def load_data() -> tuple[TensorData, TensorData, str]:
-    try:
-        train_set = load_dataset("fashion-mnist", "train", subset=4096)
-        test_set = load_dataset("fashion-mnist", "test", subset=1000)
-        return train_set, test_set, "Fashion-MNIST (4,096 train images, first 1,000 test images)"
-    except DataNotFoundError:
-        return (
-            load_dataset("synthetic", "train"),
-            load_dataset("synthetic", "test"),
-            "synthetic data (Fashion-MNIST not found)",
-        )
 
 
 def build_files(width: int, trained: bool, data: TensorData, out: Path) -> tuple[dict, Result]:
@@ -162,7 +149,7 @@ def time_files(paths: dict[str, Path], args: argparse.Namespace) -> tuple[dict, 
 
 
 def run(args: argparse.Namespace) -> str:
-    train_set, test_set, data_note = load_data()
+    train_set, test_set, data_note = train_and_test(4096)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for width, trained in ((32, True), (args.wide_width, False)):

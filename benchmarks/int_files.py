@@ -27,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from bench_data import train_and_test
 
 from robust_compress.adapters import ort_saturation
 from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
@@ -36,8 +37,7 @@ from robust_compress.adapters.ort_runtime import (
     runtime_versions,
 )
 from robust_compress.adapters.tp_pruner import StructuredPruner
-from robust_compress.data import TensorData, load_dataset
-from robust_compress.errors import DataNotFoundError
+from robust_compress.data import TensorData
 from robust_compress.models import build_model
 from robust_compress.training import TorchPGD, TrainConfig, train
 
@@ -48,16 +48,6 @@ FILES = {
     "int4": {"weight_bits": 4},
     "int4 in int8": {"weight_bits": 4, "pack_low_bits": False},
 }
-
-
-def load_data() -> tuple[TensorData, TensorData, str]:
-    try:
-        train_set = load_dataset("fashion-mnist", "train", subset=8192)
-        test_set = load_dataset("fashion-mnist", "test", subset=1000)
-        return train_set, test_set, "Fashion-MNIST (8,192 train images, first 1,000 test images)"
-    except DataNotFoundError:
-        synthetic = load_dataset("synthetic", "train"), load_dataset("synthetic", "test")
-        return (*synthetic, "synthetic data (Fashion-MNIST not found)")
 
 
 def pruned_robust_model(train_set: TensorData) -> torch.nn.Module:
@@ -163,7 +153,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    train_set, test_set, data_note = load_data()
+    train_set, test_set, data_note = train_and_test(8192)
     model = pruned_robust_model(train_set)
     with tempfile.TemporaryDirectory() as tmp:
         rows = build(model, train_set, test_set, Path(tmp))

@@ -278,11 +278,7 @@ def check_twin_agreement(
         The check, with ``agreement``, ``file_clean``, ``twin_clean`` and ``samples`` added.
     """
     twin.eval()
-    with torch.no_grad():
-        twin_pred = torch.cat([twin(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
-        file_pred = torch.cat(
-            [file_predict(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)]
-        )
+    twin_pred, file_pred = (_classes(predict, x, batch) for predict in (twin, file_predict))
     agreement = float((twin_pred == file_pred).float().mean())
     file_clean = float((file_pred == y).float().mean())
     twin_clean = float((twin_pred == y).float().mean())
@@ -291,14 +287,14 @@ def check_twin_agreement(
         f"{_pct(MIN_TWIN_AGREEMENT)}); clean accuracy of the file {_pct(file_clean)}, of the "
         f"twin {_pct(twin_clean)}"
     )
-    title = "integer ONNX file agrees with its fake-quant twin"
-    differ = int((twin_pred != file_pred).sum())
-    passed = agreement >= MIN_TWIN_AGREEMENT or differ <= 1
-    found = _check("twin_agreement", title, passed, detail)
-    return {
-        **found,
-        "agreement": agreement,
-        "file_clean": file_clean,
-        "twin_clean": twin_clean,
-        "samples": len(y),
-    }
+    passed = agreement >= MIN_TWIN_AGREEMENT or int((twin_pred != file_pred).sum()) <= 1
+    found = _check(
+        "twin_agreement", "integer ONNX file agrees with its fake-quant twin", passed, detail
+    )
+    figures = {"agreement": agreement, "file_clean": file_clean, "twin_clean": twin_clean}
+    return {**found, **figures, "samples": len(y)}
+
+
+@torch.no_grad()
+def _classes(predict: Callable[[Tensor], Tensor], x: Tensor, batch: int) -> Tensor:
+    return torch.cat([predict(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])

@@ -61,3 +61,11 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     if close:
         return " Did you mean: " + ", ".join(close) + "?"
     return " Known: " + ", ".join(choices) + "."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty).
+
+    Foreign libraries raise multi-line messages; a :class:`UserError` quotes one line of them.
+    """
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

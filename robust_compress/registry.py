@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from robust_compress.errors import UserError, suggest
+from robust_compress.errors import UserError, first_line, suggest
 
 T = TypeVar("T")
 PLUGIN_GROUP = "robust_compress.plugins"
@@ -40,7 +40,7 @@ def load_plugins() -> None:
             if callable(loaded) and not inspect.ismodule(loaded):
                 loaded()
         except Exception as exc:  # noqa: BLE001 - a plugin may raise anything
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise UserError(
                 f"plugin {entry.name!r} ({entry.value}) of {PLUGIN_GROUP} failed to load: {first}"
             ) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from robust_compress.errors import CheckpointError
+from robust_compress.errors import CheckpointError, first_line
 
 
 def safe_torch_load(path: str | Path, what: str = "checkpoint") -> object:
@@ -31,7 +31,7 @@ def safe_torch_load(path: str | Path, what: str = "checkpoint") -> object:
             warnings.simplefilter("ignore")  # torch warns about pickle protocols, not to users
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         if "Weights only load failed" in first:
             first = (
                 "it holds objects other than tensors and plain data (refused: unpickling them "

@@ -33,8 +33,9 @@ def run(session, stage, label: str) -> None:
     results = {}
     out = session.out.path / "audit" if session.out is not None else None
     session.hooks.on_stage_start(label, 0, 0)
-    int8 = session.out.path / "model.int8.onnx" if session.out is not None else None
-    deployed = int8 if session.quant_config is not None and int8 and int8.is_file() else None
+    int8 = _integer_file(session)
+    # The file's agreement with its twin is checked once: by the ONNX audit when there is one.
+    deployed = None if stage.onnx else int8
     results["final"] = run_audit(
         session.model,
         session.test_data,
@@ -42,8 +43,7 @@ def run(session, stage, label: str) -> None:
         deployed_file=deployed,
         **options,
     )
-    _say_twin_agreement(session, results["final"])
-    if stage.onnx and int8 is not None and int8.is_file():
+    if stage.onnx and int8 is not None:
         results["int8_onnx"] = run_audit(
             session.model, session.test_data, onnx_path=int8, out_dir=out / "int8-onnx", **options
         )
@@ -56,6 +56,7 @@ def run(session, stage, label: str) -> None:
         results["dense"] = run_audit(
             session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
         )
+    _say_twin_agreement(session, results)
     for name, result in results.items():
         for check in result.get("checks", []):
             if not check.get("passed", True):
@@ -69,8 +70,17 @@ def run(session, stage, label: str) -> None:
                 session.out.record(path)
 
 
-def _say_twin_agreement(session, result: dict) -> None:
-    for check in result.get("checks", []):
+def _integer_file(session):
+    """The run's exported integer ONNX file, or None (no run folder, quantize or export)."""
+    if session.out is None or session.quant_config is None:
+        return None
+    path = session.out.path / "model.int8.onnx"
+    return path if path.is_file() else None
+
+
+def _say_twin_agreement(session, results: dict) -> None:
+    checks = [c for result in results.values() for c in result.get("checks", [])]
+    for check in checks:
         if check["name"] == "twin_agreement" and check["passed"]:
             session.hooks.on_message(
                 f"model.int8.onnx agrees with its fake-quant twin on "
