@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robust_compress.data import TensorData, load_dataset
+from robust_compress.data.datasets import TensorData, load_dataset
 from robust_compress.errors import DataNotFoundError
 
 

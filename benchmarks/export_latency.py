@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from bench_data import train_and_test
 
-from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
-from robust_compress.adapters.ort_runtime import (
+from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
+from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
     export_onnx,
     measure_latency,
@@ -42,10 +42,10 @@ from robust_compress.adapters.ort_runtime import (
     runtime_versions,
     top1_agreement,
 )
-from robust_compress.adapters.tp_pruner import StructuredPruner, count_macs_params
-from robust_compress.data import TensorData
-from robust_compress.models import CNNSmall
-from robust_compress.training import TrainConfig, train
+from robust_compress.adapters.torch_pruning.pruner import StructuredPruner, count_macs_params
+from robust_compress.data.datasets import TensorData
+from robust_compress.models.specs import CNNSmall
+from robust_compress.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("dense fp32", "dense int8", "pruned fp32", "pruned int8")

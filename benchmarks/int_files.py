@@ -29,17 +29,17 @@ from pathlib import Path
 import torch
 from bench_data import train_and_test
 
-from robust_compress.adapters import ort_saturation
-from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
-from robust_compress.adapters.ort_runtime import (
+from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
+from robust_compress.adapters.onnxruntime import saturation as ort_saturation
+from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
     measure_latency,
     runtime_versions,
 )
-from robust_compress.adapters.tp_pruner import StructuredPruner
-from robust_compress.data import TensorData
-from robust_compress.models import build_model
-from robust_compress.training import TorchPGD, TrainConfig, train
+from robust_compress.adapters.torch_pruning.pruner import StructuredPruner
+from robust_compress.data.datasets import TensorData
+from robust_compress.models.specs import build_model
+from robust_compress.training.loop import TorchPGD, TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {

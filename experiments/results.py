@@ -47,7 +47,7 @@ def overrides(run: Run, runs_dir: Path) -> list[str]:
 
 def smoke_sets(run: Run) -> list[str]:
     """Overrides that shrink a run to 512 training and 256 test images, 64 audited."""
-    from robust_compress.recipe import load_recipe
+    from robust_compress.recipe.loader import load_recipe
 
     recipe = load_recipe(RECIPES / f"{run.recipe}.yaml", [f"args.{k}={v}" for k, v in run.args])
     sets = ["data.train_subset=512", "data.test_subset=256"]
@@ -59,7 +59,7 @@ def smoke_sets(run: Run) -> list[str]:
 
 def is_done(run: Run, folder: Path, runs_dir: Path) -> bool:
     """True when ``folder`` holds a finished run of exactly this resolved recipe."""
-    from robust_compress.recipe import dump_resolved, load_recipe
+    from robust_compress.recipe.loader import dump_resolved, load_recipe
 
     resolved = folder / "recipe.resolved.yaml"
     if not (folder / "report.json").is_file() or not resolved.is_file():

@@ -1,5 +1,5 @@
 """``python -m robust_compress`` runs the CLI (also under ``torchrun``)."""
 
-from robust_compress.cli import main
+from robust_compress.cli.main import main
 
 main()

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from robust_compress import lottery
-from robust_compress.admm import Admm, project_filters
-from robust_compress.engine import Session
-from robust_compress.recipe import parse_recipe
+from robust_compress.engine.session import Session
+from robust_compress.pruning import lottery
+from robust_compress.pruning.admm import Admm, project_filters
+from robust_compress.recipe.loader import parse_recipe
 
 
 def test_projection_keeps_the_filters_of_largest_norm():

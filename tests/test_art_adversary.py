@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from robust_compress.adapters.art_adversary import ATTACKS, ArtAdversary, black_box_attack
-from robust_compress.adapters.art_pgd import documented_pgd
-from robust_compress.adapters.art_state import seeded_rngs
-from robust_compress.attacks import correct, pgd_linf
-from robust_compress.data import load_dataset
+from robust_compress.adapters.art.adversary import ATTACKS, ArtAdversary, black_box_attack
+from robust_compress.adapters.art.pgd import documented_pgd
+from robust_compress.adapters.art.state import seeded_rngs
+from robust_compress.attacks.torch_attacks import correct, pgd_linf
+from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import UserError
 from robust_compress.protocols import Adversary
-from robust_compress.training import TrainConfig, train
+from robust_compress.training.loop import TrainConfig, train
 
 FAST = {"queries": 50, "steps": 5}  # small budgets keep every case well under a second
 NORM_EPS = [("linf", 0.1), ("l2", 2.0)]

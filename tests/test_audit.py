@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from robust_compress.audit import run_audit
-from robust_compress.audit_checks import default_sweep
-from robust_compress.data import load_dataset
+from robust_compress.audit.checks import default_sweep
+from robust_compress.audit.runner import run_audit
+from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import DataNotFoundError, UserError
-from robust_compress.models import build_model
-from robust_compress.training import TrainConfig, train
+from robust_compress.models.specs import build_model
+from robust_compress.training.loop import TrainConfig, train
 
 FAST = {"pgd_steps": 5, "square_queries": 60, "batch_size": 256}
 
@@ -188,7 +188,7 @@ def test_nothing_to_audit(synthetic_test):
 # ----- ONNX: audited as deployed -------------------------------------------------------
 @pytest.fixture(scope="module")
 def int8_export(tiny, synthetic_train, tmp_path_factory):
-    from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
+    from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
 
     quantizer = BrevitasQuantizer(calib_batches=2)
     qmodel = quantizer.prepare(tiny, (x for x, _ in synthetic_train.batches(64)))
@@ -200,9 +200,9 @@ def int8_export(tiny, synthetic_train, tmp_path_factory):
 def test_onnx_audit_uses_twin_gradients_and_session_scores(
     int8_export, synthetic_test, monkeypatch
 ):
-    import robust_compress.adapters.art_adversary as art
-    import robust_compress.adapters.art_audit as art_audit
-    from robust_compress.adapters.ort_runtime import OrtPredictor
+    import robust_compress.adapters.art.adversary as art
+    import robust_compress.adapters.art.square as art_audit
+    from robust_compress.adapters.onnxruntime.runtime import OrtPredictor
 
     qmodel, path = int8_export
     gradient_models, scored = [], []
@@ -254,7 +254,7 @@ def test_onnx_file_alone_is_black_box_only(int8_export, synthetic_test):
 
 # ----- the query-efficient Square attack ----------------------------------------------------
 def test_square_queries_once_per_iteration_and_stays_in_the_ball(tiny, synthetic_test):
-    from robust_compress.adapters.art_audit import square_linf
+    from robust_compress.adapters.art.square import square_linf
 
     x, y = synthetic_test.x[:40], synthetic_test.y[:40]
     seen = []
@@ -276,7 +276,7 @@ def test_square_queries_once_per_iteration_and_stays_in_the_ball(tiny, synthetic
 
 # ----- the command line --------------------------------------------------------------------
 def cli(*args):
-    from robust_compress.cli import app
+    from robust_compress.cli.main import app
 
     return CliRunner().invoke(app, ["audit", *map(str, args)])
 
@@ -285,7 +285,7 @@ SMALL = ["--data", "synthetic", "--samples", "32", "--pgd-steps", "3", "--square
 
 
 def test_cli_audits_a_checkpoint(tiny, tmp_path):
-    from robust_compress.checkpoint import save_model
+    from robust_compress.engine.checkpoint import save_model
 
     ckpt = save_model(tiny, tmp_path / "m.pt", "builtin:cnn_tiny", 10, 1)
     result = cli(ckpt, *SMALL, "--out", tmp_path / "out", "--attacks", "fgsm,pgd,square")
@@ -314,7 +314,7 @@ def test_cli_state_dict_needs_a_spec(tiny, tmp_path):
     ],
 )
 def test_cli_bad_input_exits_2(tiny, tmp_path, args, words):
-    from robust_compress.checkpoint import save_model
+    from robust_compress.engine.checkpoint import save_model
 
     ckpt = save_model(tiny, tmp_path / "m.pt", "builtin:cnn_tiny", 10, 1)
     args = [a.format(ckpt=ckpt) for a in args]
@@ -345,8 +345,8 @@ stages:
 
 
 def test_engine_stage_and_cli_audit_a_run_folder(tmp_path):
-    from robust_compress.engine import Session
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.engine.session import Session
+    from robust_compress.recipe.loader import parse_recipe
 
     out = tmp_path / "run"
     session = Session(parse_recipe(RUN_RECIPE), out)

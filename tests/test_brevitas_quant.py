@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
-from robust_compress.adapters.ort_runtime import optimized_op_types, top1_agreement
-from robust_compress.attacks import pgd_linf
+from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
+from robust_compress.adapters.onnxruntime.runtime import optimized_op_types, top1_agreement
+from robust_compress.attacks.torch_attacks import pgd_linf
 from robust_compress.errors import UserError
 from robust_compress.protocols import Quantizer
 

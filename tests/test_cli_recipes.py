@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robust_compress.cli import app
+from robust_compress.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "recipes").rglob("*.yaml"))
@@ -86,7 +86,7 @@ def test_list_names_everything():
 
 
 def test_force_replaces_an_earlier_run(tmp_path):
-    from robust_compress.runfolder import MANIFEST, RunFolder
+    from robust_compress.engine.runfolder import MANIFEST, RunFolder
 
     first = RunFolder(tmp_path / "run")
     first.write_text("report.md", "old")

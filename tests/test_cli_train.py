@@ -65,8 +65,8 @@ def test_bad_input_exit_2_without_traceback(args, expected):
 def test_missing_dataset_exit_2(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from robust_compress import data as data_mod
-    from robust_compress.cli import app
+    from robust_compress.cli.main import app
+    from robust_compress.data import datasets as data_mod
 
     monkeypatch.setattr(data_mod, "DEBIAN_DIR", tmp_path / "none")
     monkeypatch.setattr(data_mod, "CACHE_DIR", tmp_path / "cache")

@@ -4,8 +4,8 @@ import struct
 import pytest
 import torch
 
-from robust_compress import data as data_mod
-from robust_compress.data import load_dataset
+from robust_compress.data import datasets as data_mod
+from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import DataNotFoundError, UserError
 
 

@@ -13,8 +13,8 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from robust_compress import distributed
-from robust_compress.data import TensorData
+from robust_compress.data.datasets import TensorData
+from robust_compress.training import distributed
 from robust_compress.errors import RunError
 
 
@@ -113,9 +113,9 @@ def _collective_checks(rank: int, world: int) -> dict:
 
 def _ddp_checks(rank: int, world: int) -> dict:
     """One epoch of DDP training (PGD, then TRADES) on each rank's shard."""
-    from robust_compress.data import load_dataset
-    from robust_compress.models import build_model
-    from robust_compress.training import TorchPGD, Trades, train_epoch
+    from robust_compress.data.datasets import load_dataset
+    from robust_compress.models.specs import build_model
+    from robust_compress.training.loop import TorchPGD, Trades, train_epoch
 
     data = load_dataset("synthetic", "train", subset=64)
     torch.manual_seed(rank)  # different initial weights: the wrapper must sync them
@@ -179,7 +179,7 @@ def _run(tmp_path: Path, out: Path, nproc: int, *more: str) -> subprocess.Comple
 
 def _rewind_to_stage_one(out: Path) -> None:
     """Make ``last.pt`` the checkpoint taken after stage 0, as if the run stopped there."""
-    from robust_compress.runfolder import sha256
+    from robust_compress.engine.runfolder import sha256
 
     last = out / "checkpoints" / "last.pt"
     last.write_bytes((out / "checkpoints" / "stage-01.pt").read_bytes())
@@ -229,7 +229,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
 
 
 def test_read_only_folder_refuses_writes(tmp_path):
-    from robust_compress.runfolder import RunFolder
+    from robust_compress.engine.runfolder import RunFolder
 
     RunFolder(tmp_path / "run").write_text("a.txt", "x")
     view = distributed.ReadOnlyFolder(tmp_path / "run")

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 import torch
 
-from robust_compress.engine import Session
+from robust_compress.engine.hooks import Hooks
+from robust_compress.engine.session import Session
 from robust_compress.errors import CheckpointError, UserError
-from robust_compress.hooks import Hooks
-from robust_compress.recipe import parse_recipe
+from robust_compress.recipe.loader import parse_recipe
 
 RECIPE = """
 name: tiny
@@ -108,7 +108,7 @@ def test_corrupt_checkpoint_is_detected(tmp_path, finished_run):
     shutil.copytree(finished_run[0], out)
     ckpt = out / "checkpoints" / "last.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:-100])
-    from robust_compress.runfolder import RunFolder
+    from robust_compress.engine.runfolder import RunFolder
 
     session = Session(parse_recipe(RECIPE), RunFolder(out, resume=True))
     session.setup()
@@ -130,9 +130,9 @@ def test_wrong_input_shape_is_a_clear_error():
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
-    from robust_compress.engine import Session
-    from robust_compress.hooks import Hooks
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.engine.session import Session
+    from robust_compress.engine.hooks import Hooks
+    from robust_compress.recipe.loader import parse_recipe
 
     class Kill(Hooks):
         def on_stage_end(self, stage, record):
@@ -156,7 +156,7 @@ def test_killed_after_first_stage_resumes_to_a_complete_folder(tmp_path):
     )
     assert proc.returncode == -signal.SIGKILL
     assert (out / "checkpoints" / "last.pt").is_file() and not (out / "report.json").exists()
-    from robust_compress.runfolder import RunFolder
+    from robust_compress.engine.runfolder import RunFolder
 
     session = Session(parse_recipe(RECIPE), RunFolder(out, resume=True))
     session.setup()

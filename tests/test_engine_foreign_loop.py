@@ -12,7 +12,7 @@ def doc_example() -> str:
 
 
 def test_foreign_loop_example_runs_as_documented():
-    from robust_compress.models import CNNSmall
+    from robust_compress.models.specs import CNNSmall
 
     my_model = CNNSmall()
     before = sum(p.numel() for p in my_model.parameters())

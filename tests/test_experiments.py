@@ -17,7 +17,7 @@ import claims as plan  # noqa: E402
 import results  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
-from robust_compress.recipe import load_recipe  # noqa: E402
+from robust_compress.recipe.loader import load_recipe  # noqa: E402
 
 ALL_RUNS = {run.name: run for c in plan.claims() for _, run in c.rows}
 WITH_BASES = {**ALL_RUNS, **plan.BASES}

@@ -2,13 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from robust_compress import hydra
-from robust_compress.adapters.tp_pruner import StructuredPruner, count_macs_params
-from robust_compress.data import load_dataset
-from robust_compress.engine import Session
-from robust_compress.models import build_model
-from robust_compress.recipe import parse_recipe
-from robust_compress.training import TorchPGD
+from robust_compress.adapters.torch_pruning.pruner import StructuredPruner, count_macs_params
+from robust_compress.data.datasets import load_dataset
+from robust_compress.engine.session import Session
+from robust_compress.models.specs import build_model
+from robust_compress.pruning import hydra
+from robust_compress.recipe.loader import parse_recipe
+from robust_compress.training.loop import TorchPGD
 
 RECIPE = """
 name: hydra
@@ -146,9 +146,9 @@ def test_structured_mask_zeroes_channels_after_batchnorm():
 
 
 def test_foreign_loop_pruning_step_refuses_hydra():
-    from robust_compress.engine import Session
+    from robust_compress.engine.session import Session
     from robust_compress.errors import UserError
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.recipe.loader import parse_recipe
 
     recipe = parse_recipe(
         "name: h\nmodel: {spec: builtin:cnn_tiny}\ndata: {name: synthetic}\n"

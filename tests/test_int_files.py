@@ -10,9 +10,9 @@ import onnx
 import pytest
 import torch
 
-from robust_compress.adapters import ort_saturation
-from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
-from robust_compress.adapters.ort_runtime import optimized_op_types, top1_agreement
+from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
+from robust_compress.adapters.onnxruntime import saturation as ort_saturation
+from robust_compress.adapters.onnxruntime.runtime import optimized_op_types, top1_agreement
 from robust_compress.errors import CheckpointError, UserError
 
 INTEGER_KERNELS = 5  # cnn_small: three QLinearConv, two QGemm
@@ -122,8 +122,8 @@ def test_low_bit_weights_stay_in_int8_containers_on_request(
 def test_audit_fails_when_the_file_disagrees_with_its_twin(
     safe_file, synthetic_train, synthetic_test
 ):
-    from robust_compress.audit import run_audit
-    from robust_compress.models import build_model
+    from robust_compress.audit.runner import run_audit
+    from robust_compress.models.specs import build_model
 
     qmodel, report = safe_file
     options = {"eps": 0.05, "attacks": ["fgsm"], "samples": 64, "sanity_checks": False}
@@ -145,7 +145,7 @@ def test_audit_fails_when_the_file_disagrees_with_its_twin(
 
 
 def test_checkpoint_quantized_before_the_safe_grid_is_refused():
-    from robust_compress.session_state import _refuse_full_range_int8
+    from robust_compress.engine.state import _refuse_full_range_int8
 
     with pytest.raises(CheckpointError, match="older robust-compress"):
         _refuse_full_range_int8({"weight_bits": 8, "act_bits": 8})
@@ -200,7 +200,7 @@ def _clip_graph(tmp_path, values, second_reader: bool):
 def test_packing_applies_the_clip_and_keeps_a_shared_one(tmp_path, second_reader):
     from onnx import numpy_helper
 
-    from robust_compress.adapters.ort_lowbit import pack_low_bit_weights
+    from robust_compress.adapters.onnxruntime.lowbit import pack_low_bit_weights
 
     path = _clip_graph(tmp_path, [-8, 7, 3], second_reader)
     (entry,) = pack_low_bit_weights(path)

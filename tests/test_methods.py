@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from robust_compress import data as data_mod
-from robust_compress.adapters.tp_pruner import count_macs_params
-from robust_compress.engine import Session
-from robust_compress.recipe import load_recipe
-from robust_compress.stages.prune_methods import reinitialize
+from robust_compress.adapters.torch_pruning.pruner import count_macs_params
+from robust_compress.data import datasets as data_mod
+from robust_compress.engine.session import Session
+from robust_compress.pruning.methods import reinitialize
+from robust_compress.recipe.loader import load_recipe
 
 pytestmark = pytest.mark.skipif(
     not data_mod.DEBIAN_DIR.is_dir(), reason="Debian's Fashion-MNIST missing"
@@ -114,9 +114,9 @@ def test_trades_training_uses_its_beta(tmp_path):
 
 
 def test_trades_refuses_an_l2_threat():
-    from robust_compress.adversaries import build_adversary
+    from robust_compress.attacks.factory import build_adversary
     from robust_compress.errors import UserError
-    from robust_compress.recipe_schema import AdversaryConfig
+    from robust_compress.attacks.configs import AdversaryConfig
 
     cfg = AdversaryConfig(attack="pgd").resolved(0.5)
     with pytest.raises(UserError, match="L-inf ball"):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from robust_compress.errors import CheckpointError, ModelSpecError
-from robust_compress.models import build_model, count_params, load_weights
+from robust_compress.models.specs import build_model, count_params, load_weights
 
 
 def test_cnn_small_size_and_shape():

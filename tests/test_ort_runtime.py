@@ -4,7 +4,7 @@ import importlib.util
 import pytest
 import torch
 
-from robust_compress.adapters.ort_runtime import (
+from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
     export_onnx,
     measure_latency,
@@ -104,14 +104,14 @@ def test_node_times_cover_the_optimized_graph(fp32_onnx):
 
 
 @pytest.mark.skipif(
-    importlib.util.find_spec("robust_compress.adapters.tp_pruner") is None,
+    importlib.util.find_spec("robust_compress.adapters.torch_pruning.pruner") is None,
     reason="the Torch-Pruning adapter is not there yet",
 )
 def test_pruned_model_exports_fp32_and_int8(
     trained_small, synthetic_train, synthetic_test, tmp_path
 ):
-    from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
-    from robust_compress.adapters.tp_pruner import StructuredPruner
+    from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
+    from robust_compress.adapters.torch_pruning.pruner import StructuredPruner
 
     model = copy.deepcopy(trained_small).eval()
     pruner = StructuredPruner(importance="l1", ratio=0.5)

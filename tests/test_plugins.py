@@ -10,8 +10,8 @@ from robust_compress.errors import UserError
 
 PLUGIN = textwrap.dedent(
     """
-    from robust_compress.data import DATASETS, load_dataset
-    from robust_compress.models import BUILTINS, CNNSmall
+    from robust_compress.data.datasets import DATASETS, load_dataset
+    from robust_compress.models.specs import BUILTINS, CNNSmall
 
     @DATASETS.register("plugin-tiny")
     def plugin_tiny(split, *, root=None, download=False):
@@ -47,10 +47,10 @@ def _install(tmp_path, monkeypatch, module_text: str) -> None:
 
 
 def test_plugin_dataset_and_model_run_in_a_recipe(tmp_path, monkeypatch):
-    from robust_compress.data import DATASETS
-    from robust_compress.engine import Session
-    from robust_compress.models import BUILTINS
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.data.datasets import DATASETS
+    from robust_compress.engine.session import Session
+    from robust_compress.models.specs import BUILTINS
+    from robust_compress.recipe.loader import parse_recipe
 
     _install(tmp_path, monkeypatch, PLUGIN)
     try:
@@ -64,7 +64,7 @@ def test_plugin_dataset_and_model_run_in_a_recipe(tmp_path, monkeypatch):
 
 
 def test_broken_plugin_is_a_user_error_naming_it(tmp_path, monkeypatch):
-    from robust_compress.data import DATASETS
+    from robust_compress.data.datasets import DATASETS
 
     _install(tmp_path, monkeypatch, "raise RuntimeError('boom')\n")
     with pytest.raises(UserError, match="plugin 'tiny' .*boom"):

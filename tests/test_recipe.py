@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from robust_compress.errors import RecipeError, UserError
-from robust_compress.recipe import (
-    STAGE_TYPES,
+from robust_compress.recipe.checks import check_against_model, check_order, match_modules
+from robust_compress.stages.registry import stage_types
+from robust_compress.recipe.loader import (
     AdversaryConfig,
     AuditStage,
     ExportStage,
@@ -25,7 +26,6 @@ from robust_compress.recipe import (
     parse_recipe,
     recipe_json_schema,
 )
-from robust_compress.recipe_checks import check_against_model, check_order, match_modules
 
 CORPUS = Path(__file__).parent / "malformed_recipes"
 MALFORMED = sorted(CORPUS.glob("*.yaml"))
@@ -221,7 +221,7 @@ def test_json_schema_lists_stage_kinds():
 
 
 def test_stage_classes_and_python_construction():
-    assert {cls.kind for cls in STAGE_TYPES.values()} == set(STAGE_TYPES)
+    assert {cls.kind for cls in stage_types().values()} == set(stage_types())
     assert (TrainStage.kind, PruneStage.kind, QuantizeStage.kind) == ("train", "prune", "quantize")
     assert (ExportStage.kind, AuditStage.kind) == ("export", "audit")
     recipe = Recipe(
@@ -273,7 +273,7 @@ def test_check_order_rejects_prune_after_quantize():
 
 
 def test_check_against_model():
-    from robust_compress.models import build_model
+    from robust_compress.models.specs import build_model
 
     model = build_model("builtin:cnn_small")
     recipe = parse_recipe(VALID, overrides=["stages.2.quantize.weight_bits=3"])
@@ -310,11 +310,11 @@ def test_docs_example_recipe_is_valid():
 
 
 def test_docs_list_every_field():
-    from robust_compress.recipe_schema import DataConfig, ModelConfig, ThreatConfig
+    from robust_compress.recipe.schema import DataConfig, ModelConfig, ThreatConfig
 
     text = DOCS.read_text()
     models = [Recipe, ModelConfig, DataConfig, ThreatConfig, AdversaryConfig, OptimizerConfig]
-    for model in [*models, *STAGE_TYPES.values()]:
+    for model in [*models, *stage_types().values()]:
         for field in model.model_fields:
             assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not documented"
 
@@ -322,7 +322,7 @@ def test_docs_list_every_field():
 def test_apgd_steps_reaches_the_audit(synthetic_test, trained_small):
     from types import SimpleNamespace
 
-    from robust_compress.audit import run_audit
+    from robust_compress.audit.runner import run_audit
     from robust_compress.stages.audit import audit_options
 
     recipe = parse_recipe(VALID, overrides=["stages.4.audit.apgd_steps=3"])

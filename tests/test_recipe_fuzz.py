@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from robust_compress.errors import RecipeError
-from robust_compress.recipe import Recipe, dump_resolved, parse_recipe
+from robust_compress.recipe.loader import Recipe, dump_resolved, parse_recipe
 
 EXAMPLES = int(os.environ.get("RC_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(

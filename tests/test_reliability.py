@@ -11,10 +11,10 @@ import textwrap
 import pytest
 import torch
 
-from robust_compress.engine import Session
+from robust_compress.engine.runfolder import RunFolder
+from robust_compress.engine.session import Session
 from robust_compress.errors import CheckpointError, RunError
-from robust_compress.recipe import parse_recipe
-from robust_compress.runfolder import RunFolder
+from robust_compress.recipe.loader import parse_recipe
 
 RECIPE = """
 name: crash
@@ -29,9 +29,9 @@ stages:
 
 KILL_AT = textwrap.dedent("""
     import os, signal, sys
-    from robust_compress.engine import Session
-    from robust_compress.hooks import Hooks
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.engine.session import Session
+    from robust_compress.engine.hooks import Hooks
+    from robust_compress.recipe.loader import parse_recipe
 
     stage, epoch, batch = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 
@@ -102,8 +102,8 @@ class _Evil:
 
 
 def test_crafted_pickle_is_refused_everywhere(tmp_path):
-    from robust_compress.checkpoint import load_checkpoint
-    from robust_compress.models import build_model, load_weights
+    from robust_compress.engine.checkpoint import load_checkpoint
+    from robust_compress.models.specs import build_model, load_weights
 
     path = tmp_path / "evil.pt"
     with open(path, "wb") as f:
@@ -121,8 +121,8 @@ def test_crafted_pickle_is_refused_everywhere(tmp_path):
 def test_audit_checks_an_onnx_file_before_running(tmp_path):
     from typer.testing import CliRunner
 
-    from robust_compress.adapters.ort_runtime import export_onnx
-    from robust_compress.cli import app
+    from robust_compress.adapters.onnxruntime.runtime import export_onnx
+    from robust_compress.cli.main import app
 
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not an onnx model")
@@ -162,7 +162,7 @@ def test_file_in_the_way_of_the_output_folder(tmp_path):
 
 
 def test_empty_dataset_is_a_clear_error():
-    from robust_compress.data import load_dataset
+    from robust_compress.data.datasets import load_dataset
     from robust_compress.errors import UserError
 
     with pytest.raises(UserError, match="positive"):
@@ -179,9 +179,9 @@ EXPORT_RECIPE = (
 
 KILL_IN_EXPORT = textwrap.dedent("""
     import os, signal, sys
-    from robust_compress.adapters import ort_runtime
-    from robust_compress.engine import Session
-    from robust_compress.recipe import parse_recipe
+    from robust_compress.adapters.onnxruntime import runtime as ort_runtime
+    from robust_compress.engine.session import Session
+    from robust_compress.recipe.loader import parse_recipe
 
     real_export = ort_runtime.export_onnx
     calls = []
@@ -201,7 +201,7 @@ KILL_IN_EXPORT = textwrap.dedent("""
 
 
 def test_sigkill_during_export_then_resume_completes_the_folder(tmp_path):
-    from robust_compress.adapters.ort_runtime import OrtPredictor
+    from robust_compress.adapters.onnxruntime.runtime import OrtPredictor
 
     out = tmp_path / "run"
     proc = subprocess.run(

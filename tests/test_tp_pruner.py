@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robust_compress.adapters.tp_pruner import (
+from robust_compress.adapters.torch_pruning.pruner import (
     IMPORTANCES,
     StructuredPruner,
     count_macs_params,
@@ -18,11 +18,11 @@ from robust_compress.adapters.tp_pruner import (
     restore_pruned,
     save_pruned,
 )
-from robust_compress.data import load_dataset
+from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import CheckpointError, UserError
-from robust_compress.models import build_model
+from robust_compress.models.specs import build_model
 from robust_compress.protocols import Pruner
-from robust_compress.training import TorchPGD
+from robust_compress.training.loop import TorchPGD
 
 SMALL_X = torch.zeros(1, 1, 28, 28)
 TV_X = torch.zeros(1, 3, 32, 32)

@@ -2,8 +2,8 @@ import copy
 
 import torch
 
-from robust_compress.attacks import fgsm_rs, frozen_for_attack, pgd_linf
-from robust_compress.training import (
+from robust_compress.attacks.torch_attacks import fgsm_rs, frozen_for_attack, pgd_linf
+from robust_compress.training.loop import (
     TorchPGD,
     TrainConfig,
     evaluate,
@@ -54,7 +54,7 @@ def test_attack_leaves_bn_stats_and_grads(trained_small, synthetic_test):
 
 
 def test_adversarial_training_beats_natural_under_attack(synthetic_train, synthetic_test):
-    from robust_compress.models import build_model
+    from robust_compress.models.specs import build_model
 
     results = {}
     for method in ("natural", "pgd"):

@@ -1,13 +1,8 @@
-"""One module per stage kind; each exports ``run(session, stage, label)``."""
+"""One module per stage kind (``run(session, config, label)``); the kinds are in :data:`STAGES`.
 
-from __future__ import annotations
+Importing this package is cheap: a stage's module is imported when the stage runs.
+"""
 
-from robust_compress.stages import audit, export, prune, quantize, train
+from robust_compress.stages.registry import STAGES
 
-STAGE_RUNNERS = {
-    "train": train.run,
-    "prune": prune.run,
-    "quantize": quantize.run,
-    "export": export.run,
-    "audit": audit.run,
-}
+__all__ = ["STAGES"]

@@ -8,7 +8,7 @@ log = logging.getLogger(__name__)
 
 
 def audit_options(session, stage) -> dict:
-    """Keyword arguments of :func:`robust_compress.audit.run_audit` from the stage block."""
+    """Keyword arguments of :func:`robust_compress.audit.runner.run_audit` from the stage block."""
     return {
         "eps": session.recipe.threat.eps,
         "norm": session.recipe.threat.norm,
@@ -27,7 +27,7 @@ def audit_options(session, stage) -> dict:
 
 def run(session, stage, label: str) -> None:
     """Audit the final model, and the dense snapshot when the run compressed the model."""
-    from robust_compress.audit import run_audit
+    from robust_compress.audit.runner import run_audit
 
     options = audit_options(session, stage)
     results = {}

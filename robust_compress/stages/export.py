@@ -13,7 +13,7 @@ PARITY_SAMPLES = 512
 
 def run(session, stage, label: str) -> None:
     """Export the float model and, when quantized, the int8 model; check and time them."""
-    from robust_compress.adapters import ort_runtime as ort
+    from robust_compress.adapters.onnxruntime import runtime as ort
 
     if session.out is None:
         raise UserError(f"stage {label}: export needs a run folder (--out DIR).")

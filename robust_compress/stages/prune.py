@@ -7,7 +7,7 @@ import math
 
 from robust_compress.errors import UserError
 from robust_compress.protocols import Pruner
-from robust_compress.stages.common import fit
+from robust_compress.training.fit import fit
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +16,8 @@ def make_pruner(
     session, index: int, stage, ratio: float | None = None, steps: int | None = None
 ) -> Pruner:
     """Build the Torch-Pruning adapter for a prune stage (not yet prepared)."""
-    from robust_compress.adapters.tp_pruner import StructuredPruner
-    from robust_compress.recipe_schema import AdversaryConfig
+    from robust_compress.adapters.torch_pruning.pruner import StructuredPruner
+    from robust_compress.attacks.configs import AdversaryConfig
 
     adversary = None
     if stage.importance == "robust_taylor":
@@ -93,7 +93,7 @@ def run(session, stage, label: str) -> None:
         raise UserError(f"stage {label}: cannot prune a quantized model; prune before quantizing.")
     session.snapshot_dense()
     if stage.method != "magnitude":
-        from robust_compress.stages import prune_methods
+        from robust_compress.pruning import methods as prune_methods
 
         getattr(prune_methods, f"run_{stage.method}")(session, stage, label)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from robust_compress.protocols import Quantizer
-from robust_compress.stages.common import fit
+from robust_compress.training.fit import fit
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def quantizer_config(stage) -> dict:
 
 def make_quantizer(config: dict) -> Quantizer:
     """The quantizer a stage's plain-data config describes (see :func:`quantizer_config`)."""
-    from robust_compress.adapters.brevitas_quant import BrevitasQuantizer
+    from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
 
     return BrevitasQuantizer(**config)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robust_compress.stages.common import fit
+from robust_compress.training.fit import fit
 
 
 def run(session, stage, label: str) -> None:

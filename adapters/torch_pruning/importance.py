@@ -1,0 +1,165 @@
+"""Importance criteria for the structured pruner, on Torch-Pruning's importance classes.
+
+Part of the Torch-Pruning adapter (see :mod:`robust_compress.adapters.torch_pruning.pruner`).
+
+Taylor importance needs loss gradients. Torch-Pruning reads them from ``param.grad``, which
+the caller's training loop owns (and which an attack may wipe). Here gradients are computed
+with :func:`torch.autograd.grad` into a private store and shown to the library only while it
+scores a group, so the caller's ``.grad`` is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from robust_compress.errors import UserError, suggest
+from robust_compress.models.state import preserved_state
+
+log = logging.getLogger(__name__)
+
+IMPORTANCES: tuple[str, ...] = (
+    "l1",
+    "l2",
+    "taylor",
+    "robust_taylor",
+    "bn_scale",
+    "lamp",
+    "random",
+)
+GRADIENT_IMPORTANCES = ("taylor", "robust_taylor")
+Batches = Callable[[], Iterable[tuple[Tensor, Tensor]]]
+
+
+class StoredGradTaylorImportance(tp.importance.TaylorImportance):
+    """First-order Taylor importance |w * dL/dw| on gradients kept in :attr:`grads`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grads: dict[nn.Parameter, Tensor] = {}
+
+    def __call__(self, group):
+        """Score ``group`` with the stored gradients; parameter ``.grad`` is left as found."""
+        params = {
+            p
+            for dep, _ in group
+            if isinstance(dep.target.module, nn.Module)
+            for p in dep.target.module.parameters(recurse=False)
+        }
+        saved = {p: p.grad for p in params}
+        try:
+            for p in params:
+                p.grad = self.grads.get(p, torch.zeros_like(p))
+            return super().__call__(group)
+        finally:
+            for p, grad in saved.items():
+                p.grad = grad
+
+
+class SeededRandomImportance(tp.importance.RandomImportance):
+    """Random importance drawn from a private generator, so runs repeat under a seed."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def __call__(self, group, **kwargs):
+        """Return one uniform random score per channel of ``group``."""
+        _, idxs = group[0]
+        return torch.rand(len(idxs), generator=self.generator)
+
+
+def make_importance(name: str, seed: int = 0) -> tp.importance.Importance:
+    """Return the Torch-Pruning importance for one of :data:`IMPORTANCES`.
+
+    Raises:
+        UserError: ``name`` is unknown; the message lists close matches.
+    """
+    if name == "l1":
+        return tp.importance.MagnitudeImportance(p=1)
+    if name == "l2":
+        return tp.importance.MagnitudeImportance(p=2)
+    if name in GRADIENT_IMPORTANCES:
+        return StoredGradTaylorImportance()
+    if name == "bn_scale":
+        return tp.importance.BNScaleImportance()
+    if name == "lamp":
+        return tp.importance.LAMPImportance(p=2)
+    if name == "random":
+        return SeededRandomImportance(seed)
+    raise UserError(f"unknown pruning importance {name!r}." + suggest(name, IMPORTANCES))
+
+
+def loss_gradients(
+    model: nn.Module, batches: Batches, max_batches: int, adversary=None
+) -> dict[nn.Parameter, Tensor]:
+    """Sum the cross-entropy gradients of ``model`` over up to ``max_batches`` batches.
+
+    Each batch ``(x, y)`` is first replaced by ``adversary.perturb(model, x, y)`` when an
+    adversary is given (the attack runs first, on the model as the caller left it). Gradients
+    are then taken in eval mode (BatchNorm statistics untouched, dropout off) with every
+    parameter differentiable; modes, ``requires_grad`` flags and ``.grad`` are as found after.
+
+    Raises:
+        UserError: ``batches()`` yielded nothing.
+    """
+    params = list(model.parameters())
+    total = [torch.zeros_like(p) for p in params]
+    seen = 0
+    for x, y in itertools.islice(batches(), max_batches):
+        if adversary is not None:
+            x = adversary.perturb(model, x, y).detach()
+        with _differentiable_eval(model):
+            loss = F.cross_entropy(model(x), y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for acc, g in zip(total, grads, strict=True):
+            if g is not None:
+                acc.add_(g)
+        seen += 1
+    if seen == 0:
+        raise UserError("the pruner's batches() yielded no (x, y) batch for Taylor importance.")
+    log.debug("Taylor gradients from %d batch(es)%s", seen, " (adversarial)" if adversary else "")
+    return dict(zip(params, total, strict=True))
+
+
+@contextlib.contextmanager
+def _differentiable_eval(model: nn.Module) -> Iterator[None]:
+    """Eval mode with every parameter requiring grad; both restored on exit."""
+    with preserved_state(model, eval_mode=True, requires_grad=True):
+        yield
+
+
+class LearnedScoreImportance(tp.importance.Importance):
+    """Per-channel scores learned elsewhere (HYDRA), looked up by the group's root layer.
+
+    Args:
+        scores: Maps a layer (Conv2d or Linear) to one score per output channel. A group whose
+            root layer has no score falls back to its L1 magnitude.
+    """
+
+    def __init__(self, scores: dict[nn.Module, Tensor]) -> None:
+        self.scores = {m: s.detach().abs() for m, s in scores.items()}
+        self.fallback = tp.importance.MagnitudeImportance(p=1)
+
+    @torch.no_grad()
+    def __call__(self, group, **kwargs):
+        """Return the learned score of each channel of ``group``'s root layer."""
+        dep, idxs = group[0]
+        scores = self.scores.get(dep.target.module)
+        if scores is None or not _prunes_out_channels(dep):
+            return self.fallback(group)
+        return scores[list(idxs)].clone()
+
+
+def _prunes_out_channels(dep) -> bool:
+    return dep.handler in (
+        tp.prune_conv_out_channels,
+        tp.prune_linear_out_channels,
+    )

@@ -1,0 +1,46 @@
+"""Quick per-stage measurements: size, MACs, clean accuracy and a PGD robust accuracy.
+
+These feed the per-stage table and plots; the figures a report calls "robust" come from
+the audit stage (an attack ensemble), not from here.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robust_compress.training.loop import TorchPGD, evaluate
+
+QUICK_SAMPLES = 1000
+QUICK_STEPS = 10
+
+
+def size_of(model, example) -> dict:
+    """Parameters and MACs of a float model on ``example``."""
+    from robust_compress.adapters.torch_pruning.pruner import count_macs_params
+
+    macs, params = count_macs_params(model, example)
+    return {"params": params, "macs": macs}
+
+
+def quick_metrics(session) -> dict:
+    """Clean accuracy on the test set, PGD-10 accuracy on its first 1000 images, and size."""
+    test = session.test_data
+    eps = session.recipe.threat.eps
+    robust_set = test.subset(min(QUICK_SAMPLES, len(test)))
+    clean = evaluate(session.model, test)
+    if session.recipe.threat.norm == "linf":
+        generator = torch.Generator().manual_seed(session.recipe.seed)
+        attack = TorchPGD(eps, QUICK_STEPS, generator=generator)
+    else:
+        from robust_compress.adapters.art.adversary import ArtAdversary
+
+        attack = ArtAdversary("pgd", eps, norm="l2", steps=QUICK_STEPS, seed=session.recipe.seed)
+    robust = evaluate(session.model, robust_set, attack)
+    return {
+        "clean": clean,
+        "pgd10": robust,
+        "n_clean": len(test),
+        "n_robust": len(robust_set),
+        "quantized": session.quant_config is not None,
+        **size_of(session.float_reference(), session.example()),
+    }

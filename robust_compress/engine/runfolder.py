@@ -1,0 +1,141 @@
+"""The run folder: where a recipe's outputs go, written atomically, with a checksum manifest.
+
+Nothing a user made is overwritten silently: an existing folder is refused unless the caller
+resumes it or forces a fresh start, and ``force`` only ever clears a folder that holds a
+robust-compress run (it has ``manifest.json``); any other non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from robust_compress.errors import CheckpointError, UserError
+
+MANIFEST = "manifest.json"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class RunFolder:
+    """A run's output folder.
+
+    Args:
+        path: The folder.
+        resume: Continue a run that is there.
+        force: Start afresh, clearing a previous run in ``path``.
+
+    Raises:
+        UserError: The folder exists and neither flag allows it, is not a run folder,
+            lies inside the installed package, or cannot be written.
+    """
+
+    def __init__(self, path: str | Path, *, resume: bool = False, force: bool = False):
+        self.path = Path(path).resolve()
+        _refuse_package_dir(self.path)
+        self._claim(resume, force)
+        self.checkpoints = self.path / "checkpoints"
+        self.plots = self.path / "plots"
+        for folder in (self.checkpoints, self.plots):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _claim(self, resume: bool, force: bool) -> None:
+        exists = self.path.exists() and any(self.path.iterdir())
+        is_run = (self.path / MANIFEST).is_file()
+        if exists and not is_run:
+            raise UserError(
+                f"{self.path} exists and is not a robust-compress run folder; choose another "
+                "--out (nothing was written)."
+            )
+        if exists and not (resume or force):
+            raise UserError(
+                f"run folder {self.path} exists; pass --resume to continue it or --force to "
+                "start over (its contents will be deleted)."
+            )
+        if force and exists and not resume:
+            shutil.rmtree(self.path)
+            is_run = False  # a fresh folder: it gets a new manifest below
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to run folder {self.path}: {exc.strerror}.") from None
+        if not is_run:
+            self._write_manifest({"files": {}})
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write a file atomically and record its checksum in the manifest."""
+        path = atomic_write_bytes(self.path / name, data)
+        self.record(path)
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write a text file atomically (UTF-8) and record its checksum."""
+        return self.write_bytes(name, text.encode("utf-8"))
+
+    def record(self, path: Path) -> None:
+        """Record ``path``'s checksum (a file written by someone else, e.g. ONNX export)."""
+        manifest = self.manifest()
+        manifest["files"][str(Path(path).resolve().relative_to(self.path))] = sha256(path)
+        self._write_manifest(manifest)
+
+    def verify(self, path: Path) -> None:
+        """Raise :class:`CheckpointError` when ``path`` does not match its recorded checksum."""
+        rel = str(Path(path).resolve().relative_to(self.path))
+        expected = self.manifest()["files"].get(rel)
+        if expected is None:
+            raise CheckpointError(f"{path} is not recorded in {self.path / MANIFEST}.")
+        if not Path(path).is_file() or sha256(path) != expected:
+            raise CheckpointError(
+                f"{path} is corrupt or truncated (its checksum differs from the manifest); "
+                "delete it to resume from an earlier checkpoint, or start over with --force."
+            )
+
+    def manifest(self) -> dict:
+        """The manifest: ``{"files": {relative path: sha256}}``."""
+        try:
+            return json.loads((self.path / MANIFEST).read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{self.path / MANIFEST} is unreadable: {exc}") from None
+
+    def _write_manifest(self, manifest: dict) -> None:
+        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+        atomic_write_bytes(self.path / MANIFEST, data)
+
+
+def _refuse_package_dir(path: Path) -> None:
+    if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+        raise UserError(
+            f"--out {path} lies inside the installed package ({PACKAGE_DIR}); choose a folder "
+            "outside it, e.g. runs/NAME."
+        )

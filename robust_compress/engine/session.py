@@ -1,0 +1,269 @@
+"""The engine: a :class:`Session` runs a recipe's stages in order, or serves a foreign loop.
+
+Run a recipe::
+
+    session = Session(load_recipe("recipes/quickstart.yaml"), out="runs/quickstart")
+    report = session.run()
+
+Or drive it from your own training loop (see docs/engine.md)::
+
+    session = Session(recipe)
+    model = session.setup(my_model)
+    x_adv = session.adversarial_batch(x, y)       # the first train stage's adversary
+    if session.pruning_step():                    # the first prune stage's pruner
+        optimizer = rebuild(session.model)
+    qmodel = session.quantize(calibration_batches)
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from robust_compress.attacks.factory import build_adversary
+from robust_compress.data.datasets import TensorData, load_dataset
+from robust_compress.engine import state as session_state
+from robust_compress.engine.hooks import HookList, Hooks
+from robust_compress.engine.runfolder import RunFolder
+from robust_compress.errors import UserError
+from robust_compress.models.specs import build_model, load_weights
+from robust_compress.training import distributed
+
+log = logging.getLogger(__name__)
+MAIN_ONLY = ("export", "audit")  # under torchrun, rank 0 alone runs these (and measures)
+MODEL_UNCHANGED = ("export", "audit")  # stages that read the model and never change it
+
+
+class Session:
+    """One run of a recipe: the model, its data, and where the stages have got to.
+
+    Args:
+        recipe: A validated :class:`robust_compress.recipe.loader.Recipe`.
+        out: The run folder (a path or :class:`RunFolder`); None keeps everything in memory.
+        hooks: Lifecycle hooks (progress bars, logging, a user's callbacks).
+    """
+
+    def __init__(
+        self,
+        recipe,
+        out: RunFolder | str | Path | None = None,
+        hooks: Hooks | list[Hooks] | None = None,
+    ):
+        self.recipe = recipe
+        self.out = RunFolder(out) if isinstance(out, str | Path) else out
+        self.hooks = (
+            hooks
+            if isinstance(hooks, HookList)
+            else HookList(hooks if isinstance(hooks, list) else [hooks] if hooks else [])
+        )
+        self.model: nn.Module | None = None
+        self.float_model: nn.Module | None = None  # the float twin once quantized
+        self.quant_config: dict | None = None
+        self.dense_state: dict | None = None
+        self.stage_index = 0
+        self.epoch = 0
+        self.records: list[dict] = []
+        self.extra: dict = {}
+        self.train_data: TensorData | None = None
+        self.test_data: TensorData | None = None
+        self._pruner = None
+        self._adversaries: dict[int, object] = {}
+
+    # ----- set-up ---------------------------------------------------------------------
+    def setup(self, model: nn.Module | None = None) -> nn.Module:
+        """Load the data and build (or adopt) the model; returns the model.
+
+        Args:
+            model: Use this model instead of the recipe's ``model.spec``.
+        """
+        torch.manual_seed(self.recipe.seed)
+        self._load_data()
+        if model is None:
+            c = self.recipe.model
+            model = build_model(c.spec, self.num_classes, self.input_shape[0])
+            if c.weights:
+                load_weights(model, c.weights)
+        self.model = model
+        self._check_model_fits(model)
+        return model
+
+    def _load_data(self) -> None:
+        d = self.recipe.data
+        train = load_dataset(d.name, "train", root=d.root, download=d.download)
+        self.test_data = load_dataset(d.name, "test", root=d.root, subset=d.test_subset)
+        if d.holdout:
+            if d.holdout >= len(train):
+                raise UserError(f"data.holdout {d.holdout} leaves no training data.")
+            self.extra["holdout"] = train.subset(None, len(train) - d.holdout)
+            train = train.subset(len(train) - d.holdout)
+        self.train_data = train.subset(d.train_subset) if d.train_subset else train
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the dataset."""
+        return self.train_data.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one input."""
+        return self.train_data.input_shape
+
+    def example(self, n: int = 1) -> Tensor:
+        """The first ``n`` training images (a fixed example input)."""
+        return self.train_data.x[:n].clone()
+
+    def _check_model_fits(self, model: nn.Module) -> None:
+        from robust_compress.recipe.checks import check_against_model
+
+        errors, warnings = check_against_model(self.recipe, model)
+        for w in warnings:
+            log.warning("%s", w)
+            self.hooks.on_message(f"warning: {w}")
+        if errors:
+            raise UserError("the recipe does not fit the model: " + "; ".join(errors))
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(self.example(2))
+        except RuntimeError as exc:
+            msg = " ".join(str(exc).split())[:200]
+            raise UserError(
+                f"the model cannot take the dataset's input shape {self.input_shape}: {msg}"
+            ) from None
+        finally:
+            model.train(was)
+        if out.ndim != 2 or out.shape[1] != self.num_classes:
+            raise UserError(
+                f"the model returns shape {tuple(out.shape)} but the dataset has "
+                f"{self.num_classes} classes: expected (N, {self.num_classes})."
+            )
+
+    # ----- running a recipe -----------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        """Run every stage not yet done, checkpointing as it goes; return the report."""
+        from robust_compress.report.run_report import write_report
+        from robust_compress.stages import STAGES
+
+        if self.model is None:
+            self.setup()
+        if resume:
+            session_state.restore_latest(self)
+        stages = self.recipe.stages
+        while self.stage_index < len(stages):
+            stage = stages[self.stage_index]
+            label = f"{self.stage_index}:{stage.kind}"
+            start = time.perf_counter()
+            seconds_before = self.extra.get("partial_seconds", 0.0)
+            if stage.kind in MAIN_ONLY and not distributed.is_main():
+                log.debug("stage %s runs on rank 0 only", label)
+            else:
+                STAGES.get(stage.kind)(self, stage, label)
+            if stage.kind in MODEL_UNCHANGED and self.records:  # same model: same figures
+                record = {**self.records[-1], "name": label, "kind": stage.kind}
+            else:
+                record = distributed.on_main(functools.partial(self.measure, label, stage.kind))
+            record["seconds"] = seconds_before + time.perf_counter() - start
+            self.records.append(record)
+            self.stage_index += 1
+            self.epoch = 0
+            self.extra["partial_seconds"] = 0.0
+            self.checkpoint()
+            distributed.barrier()
+            self.hooks.on_stage_end(label, record)
+        return write_report(self)
+
+    def checkpoint(
+        self, optimizer: torch.optim.Optimizer | None = None, seconds: float = 0.0
+    ) -> None:
+        """Save the session's state atomically (no-op without a run folder)."""
+        if self.out is not None:
+            session_state.save(self, optimizer, seconds)
+
+    def measure(self, label: str, kind: str) -> dict:
+        """Clean accuracy, quick PGD accuracy, parameters and MACs of the current model."""
+        from robust_compress.engine.metrics import quick_metrics
+
+        return {"name": label, "kind": kind, **quick_metrics(self)}
+
+    # ----- pieces for stages and foreign loops ----------------------------------------
+    def float_reference(self) -> nn.Module:
+        """The float model: the model itself, or its float twin once quantized."""
+        return self.float_model if self.float_model is not None else self.model
+
+    def snapshot_dense(self) -> None:
+        """Remember the model before its first compression stage (for the report's 'dense')."""
+        if self.dense_state is None:
+            from robust_compress.adapters.torch_pruning.pruner import pruned_state
+
+            self.dense_state = pruned_state(self.float_reference())
+
+    def dense_model(self) -> nn.Module:
+        """Rebuild the dense snapshot as a model (the current model if none was taken)."""
+        if self.dense_state is None:
+            return copy.deepcopy(self.float_reference()).eval()
+        from robust_compress.adapters.torch_pruning.pruner import restore_pruned
+
+        model = self._fresh_model()
+        return restore_pruned(model, self.dense_state).eval()
+
+    def _fresh_model(self) -> nn.Module:
+        return build_model(self.recipe.model.spec, self.num_classes, self.input_shape[0])
+
+    def adversary_for(self, index: int, cfg, method: str | None = None):
+        """The (cached) adversary of stage ``index`` built from its adversary block."""
+        if index not in self._adversaries:
+            seed = self.recipe.seed * 1000 + index
+            beta = getattr(self.recipe.stages[index], "trades_beta", 6.0)
+            self._adversaries[index] = build_adversary(
+                cfg, self.recipe.threat.norm, seed, method, beta
+            )
+        return self._adversaries[index]
+
+    def _first(self, kind: str) -> tuple[int, object]:
+        for i, stage in enumerate(self.recipe.stages):
+            if stage.kind == kind:
+                return i, stage
+        raise UserError(f"the recipe has no {kind} stage; add one to use this call.")
+
+    def adversarial_batch(self, x: Tensor, y: Tensor, kind: str = "train") -> Tensor:
+        """Adversarial examples for ``(x, y)`` from the first ``kind`` stage's adversary."""
+        index, stage = self._first(kind)
+        adversary = self.adversary_for(index, stage.adversary, getattr(stage, "method", None))
+        if adversary is None or not hasattr(adversary, "perturb"):
+            return x
+        return adversary.perturb(self.model, x, y)
+
+    def pruning_step(self) -> bool:
+        """Take the first prune stage's next pruning step; True when shapes changed."""
+        from robust_compress.stages.prune import make_pruner
+
+        if self._pruner is None:
+            index, stage = self._first("prune")
+            if stage.method != "magnitude":
+                raise UserError(
+                    f"pruning_step() takes criterion-based steps (method: magnitude); the prune "
+                    f"stage's method {stage.method!r} runs only inside Session.run()."
+                )
+            self.snapshot_dense()
+            self._pruner = make_pruner(self, index, stage)
+            self._pruner.prepare(self.model, self.example())
+        if self._pruner.done:
+            return False
+        changed = self._pruner.step()
+        distributed.check_same_shapes(self.model, "pruning_step")
+        return changed
+
+    def quantize(self, calib=None) -> nn.Module:
+        """Switch to the first quantize stage's fake-quant model and return it."""
+        from robust_compress.stages.quantize import quantize_model
+
+        _, stage = self._first("quantize")
+        self.snapshot_dense()
+        return quantize_model(self, stage, calib)

@@ -1,0 +1,103 @@
+"""ADMM concurrent adversarial pruning (Ye et al., ICCV 2019), filter-sparse form.
+
+Pruning is posed as ``min loss_adv(W)`` subject to each layer's weights ``W`` having at most
+``keep`` non-zero output filters. ADMM splits it with an auxiliary ``Z`` (the constrained
+copy) and a scaled dual ``U``:
+
+- W-step: SGD on ``loss_adv(W) + rho / 2 * sum ||W - Z + U||^2`` (:meth:`Admm.penalty`);
+- Z-step: ``Z = project(W + U)``, keeping the ``keep`` filters of largest L2 norm;
+- U-step: ``U = U + W - Z``; then ``rho`` grows by ``rho_growth`` and ``U``, the dual scaled
+  by ``1 / rho``, shrinks by the same factor (:meth:`Admm.update`).
+
+After the ADMM epochs, the filters outside the support of ``Z`` are removed for real (the
+Torch-Pruning adapter ranks channels by :meth:`Admm.filter_scores`), and the smaller model is
+retrained adversarially. Plain torch only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+
+from robust_compress.pruning.hydra import keep_count
+
+log = logging.getLogger(__name__)
+
+
+def project_filters(w: Tensor, ratio: float) -> Tensor:
+    """Euclidean projection of ``w`` onto the tensors with ``keep_count`` non-zero filters.
+
+    Args:
+        w: A weight tensor whose first dimension indexes output filters.
+        ratio: Fraction of the filters set to zero (those of smallest L2 norm).
+    """
+    norms = w.detach().flatten(1).norm(dim=1)
+    keep = torch.topk(norms, keep_count(len(norms), ratio)).indices
+    mask = torch.zeros_like(norms)
+    mask[keep] = 1.0
+    return w.detach() * mask.view(-1, *([1] * (w.dim() - 1)))
+
+
+class Admm:
+    """The ADMM state of a model's prunable layers (the auxiliary ``Z``, the dual ``U``, rho).
+
+    Args:
+        layers: The layers to make filter-sparse, by name (the head excluded).
+        ratio: Fraction of each layer's filters to remove.
+        rho: Initial penalty weight.
+        rho_growth: Factor applied to ``rho`` after every Z/U update.
+    """
+
+    def __init__(self, layers: dict[str, nn.Module], ratio: float, rho: float, rho_growth: float):
+        self.layers, self.ratio = layers, ratio
+        self.rho, self.rho_growth = rho, rho_growth
+        self.z = {n: project_filters(m.weight, ratio) for n, m in layers.items()}
+        self.u = {n: torch.zeros_like(m.weight.detach()) for n, m in layers.items()}
+        self.updates = 0
+
+    def penalty(self) -> Tensor:
+        """``rho / 2 * sum_l ||W_l - Z_l + U_l||^2``, differentiable in the weights."""
+        total = sum(((m.weight - self.z[n] + self.u[n]) ** 2).sum() for n, m in self.layers.items())
+        return 0.5 * self.rho * total
+
+    @torch.no_grad()
+    def update(self) -> float:
+        """Take a Z-step and a U-step, grow rho; return the relative residual ||W - Z|| / ||W||."""
+        residual = weight = 0.0
+        for n, m in self.layers.items():
+            w = m.weight.detach()
+            self.z[n] = project_filters(w + self.u[n], self.ratio)
+            self.u[n] += w - self.z[n]
+            residual += float(((w - self.z[n]) ** 2).sum())
+            weight += float((w**2).sum())
+        self.rho *= self.rho_growth
+        for u in self.u.values():  # scaled dual: rho * U stays the same when rho grows
+            u /= self.rho_growth
+        self.updates += 1
+        rel = (residual / max(weight, 1e-12)) ** 0.5
+        log.info("admm update %d: residual %.4f, rho now %.3g", self.updates, rel, self.rho)
+        return rel
+
+    def filter_scores(self) -> dict[nn.Module, Tensor]:
+        """One score per output filter of each layer, ranking the support of ``Z`` first.
+
+        Filters inside the support score above every filter outside it; within each side the
+        L2 norm of ``W`` orders them, so per-layer pruning keeps the filters ``Z`` kept.
+        """
+        scores = {}
+        for n, m in self.layers.items():
+            z_norm = self.z[n].flatten(1).norm(dim=1)
+            w_norm = m.weight.detach().flatten(1).norm(dim=1)
+            scores[m] = (z_norm > 0).float() * (1 + w_norm.max()) + w_norm
+        return scores
+
+    def state(self) -> dict:
+        """The state as plain data (tensors keyed by layer name), for a checkpoint."""
+        return {"z": dict(self.z), "u": dict(self.u), "rho": self.rho, "updates": self.updates}
+
+    def load_state(self, state: dict) -> None:
+        """Restore what :meth:`state` returned."""
+        self.z, self.u = dict(state["z"]), dict(state["u"])
+        self.rho, self.updates = float(state["rho"]), int(state["updates"])

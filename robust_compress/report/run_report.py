@@ -1,0 +1,164 @@
+"""The run's report: ``report.json`` (the contract in docs/engine.md), ``report.md``, plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def build_report(session) -> dict:
+    """Assemble the report dict from the session's records, audit and ONNX results."""
+    records = session.records
+    audit = session.extra.get("audit", {})
+    dense_rec = _dense_record(session)
+    final_rec = records[-1] if records else {}
+    onnx = session.extra.get("onnx", {})
+    final_models = {"params": final_rec.get("params"), "macs": final_rec.get("macs")}
+    if onnx:
+        final_models["onnx_bytes"] = onnx.get("int8", onnx.get("fp32", {})).get("bytes")
+    return {
+        "recipe": session.recipe.name,
+        "seed": session.recipe.seed,
+        "threat": {"norm": session.recipe.threat.norm, "eps": session.recipe.threat.eps},
+        "stages": [{"name": r["name"], "seconds": r["seconds"]} for r in records],
+        "models": {
+            "dense": {
+                "params": dense_rec.get("params"),
+                "macs": dense_rec.get("macs"),
+                "onnx_bytes": onnx.get("dense", {}).get("bytes"),
+            },
+            "final": final_models,
+        },
+        "metrics": {
+            "dense": _metrics(dense_rec, audit.get("dense")),
+            "final": _metrics(final_rec, audit.get("final")),
+        },
+        "onnx": onnx,
+        "per_stage": records,
+        "audit": audit,
+        "prune": session.extra.get("prune_report"),
+    }
+
+
+def _dense_record(session) -> dict:
+    """The record of the last stage before the first compression stage."""
+    dense = {}
+    for r in session.records:
+        if r["kind"] in ("prune", "quantize"):
+            break
+        dense = r
+    return dense
+
+
+def _metrics(record: dict, audit: dict | None) -> dict:
+    robust = audit["robust"] if audit else None
+    return {
+        "clean": record.get("clean"),
+        "robust": robust,
+        "robust_source": "audit worst case" if audit else "not audited",
+        "robust_samples": audit.get("samples") if audit else None,
+        "pgd10": record.get("pgd10"),
+    }
+
+
+def write_report(session) -> dict:
+    """Build the report and write report.json, report.md and plots (if there is a folder)."""
+    report = build_report(session)
+    if session.out is None:
+        return report
+    session.out.write_text("report.json", json.dumps(report, indent=2, default=float))
+    session.out.write_text("report.md", markdown(report))
+    try:
+        from robust_compress.report.plots import stage_plot
+
+        stage_plot(report, session.out.plots / "stages.png")
+        session.out.record(session.out.plots / "stages.png")
+    except ImportError as exc:  # matplotlib is a dependency, but never lose the report over it
+        log.warning("no plot: %s", exc)
+    return report
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _int(value) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def summary_table(report: dict) -> str:
+    """The table a person reads first: dense vs final."""
+    m, s = report["metrics"], report["models"]
+    rows = [
+        "| model | params | MACs | clean | robust (audit) | PGD-10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("dense", "final"):
+        rows.append(
+            f"| {name} | {_int(s[name]['params'])} | {_int(s[name]['macs'])} | "
+            f"{_pct(m[name]['clean'])} | {_pct(m[name]['robust'])} | {_pct(m[name]['pgd10'])} |"
+        )
+    return "\n".join(rows)
+
+
+def markdown(report: dict) -> str:
+    """Render ``report.md``."""
+    t = report["threat"]
+    lines = [
+        f"# Run report: {report['recipe']}",
+        "",
+        f"Threat model: {t['norm']} eps {t['eps']} (pixel space, inputs in [0, 1]); seed "
+        f"{report['seed']}.",
+        "",
+        summary_table(report),
+        "",
+        "Robust accuracy is the audit's per-example worst case over its attack ensemble"
+        " (see the audit section); PGD-10 is the quick per-stage check.",
+        "",
+        "## Stages",
+        "",
+        "| stage | seconds | params | MACs | clean | PGD-10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in report["per_stage"]:
+        lines.append(
+            f"| {r['name']} | {r['seconds']:.0f} | {_int(r['params'])} | "
+            f"{_int(r['macs'])} | {_pct(r['clean'])} | {_pct(r['pgd10'])} |"
+        )
+    lines += _onnx_section(report.get("onnx") or {})
+    audit_md = (report.get("audit") or {}).get("markdown")
+    if audit_md:
+        lines += ["", audit_md]
+    lines += ["", "![stages](plots/stages.png)", ""]
+    return "\n".join(lines)
+
+
+def _onnx_section(onnx: dict) -> list[str]:
+    if not onnx:
+        return []
+    lines = [
+        "",
+        "## ONNX",
+        "",
+        "| file | bytes | latency b1 (ms) | latency b64 (ms) | check |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("dense", "fp32", "int8"):
+        if name not in onnx:
+            continue
+        e = onnx[name]
+        check = (
+            f"parity {e['parity_max_abs']:.1e}"
+            if "parity_max_abs" in e
+            else f"top-1 agreement {_pct(e['top1_agreement'])}"
+            if "top1_agreement" in e
+            else ""
+        )
+        lines.append(
+            f"| {e['path']} | {_int(e.get('bytes'))} | {e['latency_ms']:.3f} | "
+            f"{e['latency_ms_batch64']:.2f} | {check} |"
+        )
+    lines += ["", onnx.get("latency_note", "")]
+    return lines
