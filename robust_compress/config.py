@@ -166,7 +166,6 @@ def _holder(kind: str, config: type[BaseStage]) -> type[BaseModel]:
     return create_model(f"{config.__name__}Item", __config__=STRICT, **{kind: (field, ...)})
 
 
-
 def family_base(cls: type[Dispatching]) -> type[Dispatching]:
     """Class decorator: mark ``cls`` as the base whose validation dispatches to members."""
     cls.__family_base__ = cls

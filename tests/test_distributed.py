@@ -14,8 +14,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from robust_compress.data.datasets import TensorData
-from robust_compress.training import distributed
 from robust_compress.errors import RunError
+from robust_compress.training import distributed
 
 
 def _free_port() -> int:

@@ -114,9 +114,9 @@ def test_trades_training_uses_its_beta(tmp_path):
 
 
 def test_trades_refuses_an_l2_threat():
+    from robust_compress.attacks.configs import AdversaryConfig
     from robust_compress.attacks.factory import build_adversary
     from robust_compress.errors import UserError
-    from robust_compress.attacks.configs import AdversaryConfig
 
     cfg = AdversaryConfig(attack="pgd").resolved(0.5)
     with pytest.raises(UserError, match="L-inf ball"):

@@ -11,7 +11,6 @@ import yaml
 
 from robust_compress.errors import RecipeError, UserError
 from robust_compress.recipe.checks import check_against_model, check_order, match_modules
-from robust_compress.stages.registry import stage_types
 from robust_compress.recipe.loader import (
     AdversaryConfig,
     AuditStage,
@@ -26,6 +25,7 @@ from robust_compress.recipe.loader import (
     parse_recipe,
     recipe_json_schema,
 )
+from robust_compress.stages.registry import stage_types
 
 CORPUS = Path(__file__).parent / "malformed_recipes"
 MALFORMED = sorted(CORPUS.glob("*.yaml"))

@@ -19,9 +19,9 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from robust_compress.safe_load import safe_torch_load
 from robust_compress.errors import CheckpointError
 from robust_compress.models.state import preserved_state
+from robust_compress.safe_load import safe_torch_load
 
 log = logging.getLogger(__name__)
 

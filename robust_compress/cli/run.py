@@ -22,6 +22,7 @@ def run_recipe(
     DistributedDataParallel; rank 0 alone claims the run folder and writes files.
     """
     from robust_compress.training import distributed
+
     if resume and force:
         raise UserError("--resume and --force contradict each other; pass one of them.")
     distributed.init_from_env()
