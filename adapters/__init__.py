@@ -1,4 +1,4 @@
-"""Adapters: one module per foreign library (ART, Torch-Pruning, Brevitas, ONNX Runtime).
+"""Adapters: one package per foreign library (art, torch_pruning, brevitas, onnxruntime).
 
 Each module imports its library only when it is imported itself, so ``import
 robust_compress`` stays light. Import the adapter you need, e.g.

@@ -20,11 +20,12 @@ import torch
 
 from robust_compress.adapters.art.adversary import ArtAdversary
 from robust_compress.adapters.art.pgd import documented_pgd
+from robust_compress.attacks.adversaries import TorchFGSMRS
 from robust_compress.attacks.torch_attacks import correct, pgd_linf
 from robust_compress.data.datasets import TensorData, load_dataset
 from robust_compress.errors import DataNotFoundError
 from robust_compress.models.specs import build_model
-from robust_compress.training.loop import TorchFGSMRS, TrainConfig, train
+from robust_compress.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN, ART, DOCUMENTED = (

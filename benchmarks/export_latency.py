@@ -36,11 +36,13 @@ from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
 from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
     export_onnx,
+    optimized_op_types,
+    top1_agreement,
+)
+from robust_compress.adapters.onnxruntime.timing import (
     measure_latency,
     node_times,
-    optimized_op_types,
     runtime_versions,
-    top1_agreement,
 )
 from robust_compress.adapters.torch_pruning.pruner import StructuredPruner, count_macs_params
 from robust_compress.data.datasets import TensorData

@@ -33,13 +33,13 @@ from robust_compress.adapters.brevitas.quantizer import BrevitasQuantizer
 from robust_compress.adapters.onnxruntime import saturation as ort_saturation
 from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
-    measure_latency,
-    runtime_versions,
 )
+from robust_compress.adapters.onnxruntime.timing import measure_latency, runtime_versions
 from robust_compress.adapters.torch_pruning.pruner import StructuredPruner
+from robust_compress.attacks.adversaries import TorchPGD
 from robust_compress.data.datasets import TensorData
 from robust_compress.models.specs import build_model
-from robust_compress.training.loop import TorchPGD, TrainConfig, train
+from robust_compress.training.loop import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = {
@@ -128,9 +128,9 @@ def render(rows: dict, data_note: str, args) -> str:
     lines += [
         "",
         "The emulated column applies the 16-bit pair saturation of CPUs without VNNI "
-        "(`ort_saturation.emulated_saturation_errors`) to every integer kernel's weights with 64 "
-        "activation rows (one all-255, 63 random); it is a proxy, the same on every CPU. "
-        "The agreement column is what this CPU's ONNX Runtime "
+        "(`onnxruntime.saturation.emulated_saturation_errors`) to every integer kernel's "
+        "weights with 64 activation rows (one all-255, 63 random); it is a proxy, the same on "
+        "every CPU. The agreement column is what this CPU's ONNX Runtime "
         "kernels give. `int4` runs no integer kernel (ONNX Runtime dequantizes INT4 weights to "
         "float), so it has nothing to saturate.",
         "",

@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from robust_compress.errors import suggest
+from robust_compress.registry import STAGES
 
 if TYPE_CHECKING:
     from robust_compress.registry import Registry
@@ -82,6 +83,12 @@ class Dispatching(BaseModel):
     model_config = STRICT
     dispatch_key: ClassVar[str] = ""
     dispatch_default: ClassVar[str | None] = None
+
+    def __new__(cls, *args: Any, **data: Any) -> Any:
+        """``Base(attack="pgd", ...)`` builds the member the data names (``PgdConfig``)."""
+        if getattr(cls, "__family_base__", None) is cls and data:
+            return cls.model_validate(data)
+        return super().__new__(cls)
 
     @classmethod
     def registry(cls) -> Registry:
@@ -146,8 +153,6 @@ def _stage_tag(value: Any) -> str | None:
 
 
 def _validate_stage(data: Any) -> BaseStage:
-    from robust_compress.stages.registry import STAGES
-
     kind = _stage_tag(data)
     if kind is None:
         raise PydanticCustomError("union_tag_not_found", "a stage names its kind", {})

@@ -201,3 +201,15 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self._ready()
         return name in self._entries
+
+
+# One registry per extension point. Each fills itself from its ``builtins`` module on first use,
+# so defining them here imports nothing and every layer can reach them without import cycles.
+# Datasets and models keep theirs beside their loaders (robust_compress.data, .models).
+STAGES: Registry = Registry("stage kind", builtins="robust_compress.stages.builtin")
+ATTACKS: Registry = Registry("attack", builtins="robust_compress.attacks.builtin")
+PRUNE_METHODS: Registry = Registry("prune method", builtins="robust_compress.pruning.builtin")
+IMPORTANCE: Registry = Registry("importance criterion", builtins="robust_compress.pruning.builtin")
+QUANTIZERS: Registry = Registry(
+    "quantizer backend", builtins="robust_compress.quantization.builtin"
+)

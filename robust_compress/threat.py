@@ -1,4 +1,4 @@
-"""The threat model's rules, each written once: the norms, the eps bound, the default step.
+"""The threat model's rules, each written once: norms, eps bound, default step, projection.
 
 Inputs are images in [0, 1]. Under the L-inf norm an eps of 1 or more lets an attack reach
 any image at all, so an L-inf eps must lie in (0, 1); an L2 eps must be positive. The recipe
@@ -8,8 +8,12 @@ schema, the audit, the ART adapter and the CLI all ask :func:`eps_error`.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from robust_compress.errors import UserError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 NORMS: tuple[str, ...] = ("linf", "l2")
 
@@ -61,3 +65,17 @@ def default_step(attack: str, eps: float, steps: int) -> float:
     if attack in ("apgd_ce", "apgd_dlr"):
         return 2.0 * eps
     return 2.5 * eps / steps
+
+
+def project(x_adv: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
+    """Project ``x_adv`` onto the ``eps``-ball of ``norm`` around ``x`` and the box [0, 1].
+
+    Every attack ends with this (ART's results too: repeating ART's own projection removes
+    float rounding at the ball's edge). Tensor methods only, so this module stays import-light.
+    """
+    if norm == "linf":
+        return x_adv.maximum(x - eps).minimum(x + eps).clamp_(0, 1)
+    delta = x_adv - x
+    size = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    scale = (eps / size).clamp(max=1.0).view(-1, *([1] * (x.ndim - 1)))
+    return (x + delta * scale).clamp_(0, 1)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from robust_compress.audit.checks import default_sweep
 from robust_compress.audit.runner import run_audit
+from robust_compress.audit.sweep import default_sweep
 from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import DataNotFoundError, UserError
 from robust_compress.models.specs import build_model

@@ -113,9 +113,11 @@ def _collective_checks(rank: int, world: int) -> dict:
 
 def _ddp_checks(rank: int, world: int) -> dict:
     """One epoch of DDP training (PGD, then TRADES) on each rank's shard."""
+    from robust_compress.attacks.adversaries import TorchPGD
     from robust_compress.data.datasets import load_dataset
     from robust_compress.models.specs import build_model
-    from robust_compress.training.loop import TorchPGD, Trades, train_epoch
+    from robust_compress.training.loop import EpochPlan, train_epoch
+    from robust_compress.training.trades import Trades
 
     data = load_dataset("synthetic", "train", subset=64)
     torch.manual_seed(rank)  # different initial weights: the wrapper must sync them
@@ -126,8 +128,9 @@ def _ddp_checks(rank: int, world: int) -> dict:
     for adversary in (TorchPGD(0.1, steps=2), Trades(0.1, 0.05, steps=2, beta=1.0)):
         losses.append(
             train_epoch(
-                model, data, opt, batch_size=16, seed=3, lr_at=lambda b: 0.05,
-                adversary=adversary, shard=(rank, world), forward_model=net,
+                model, data, opt,
+                EpochPlan(16, 3, lambda b: 0.05, shard=(rank, world), forward_model=net),
+                adversary,
             )
         )  # fmt: skip
     distributed.sync_buffers(model)
@@ -232,7 +235,9 @@ def test_read_only_folder_refuses_writes(tmp_path):
     from robust_compress.engine.runfolder import RunFolder
 
     RunFolder(tmp_path / "run").write_text("a.txt", "x")
-    view = distributed.ReadOnlyFolder(tmp_path / "run")
+    from robust_compress.engine.runfolder import ReadOnlyFolder
+
+    view = ReadOnlyFolder(tmp_path / "run")
     assert "a.txt" in view.manifest()["files"]
     view.verify(tmp_path / "run" / "a.txt")
     with pytest.raises(RunError, match="only rank 0"):

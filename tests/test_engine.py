@@ -164,3 +164,69 @@ def test_killed_after_first_stage_resumes_to_a_complete_folder(tmp_path):
     assert [s["name"] for s in report["stages"]][0] == "0:train"
     assert len(report["stages"]) == 4 and (out / "model.int8.onnx").is_file()
     assert os.path.getsize(out / "report.json") > 0
+
+
+def test_checkpoint_written_before_the_stage_contract_still_resumes(tmp_path, finished_run):
+    """An old checkpoint kept the stages' state in a free-form ``extra`` dict."""
+    import io
+    import shutil
+
+    from robust_compress.engine.runfolder import RunFolder
+
+    out = tmp_path / "old"
+    shutil.copytree(finished_run[0], out)
+    payload = torch.load(out / "checkpoints" / "stage-02.pt", weights_only=True)
+    assert payload["stage_index"] == 2 and payload["results"]["prune"]
+    prune = payload["results"]["prune"]
+    del payload["progress"], payload["results"]
+    payload["extra"] = {"prune_report": prune, "partial_seconds": 0.0, "prune_steps_taken": {}}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    folder = RunFolder(out, resume=True)
+    folder.write_bytes("checkpoints/last.pt", buffer.getvalue())
+    (out / "report.json").unlink()
+    session = Session(parse_recipe(RECIPE), folder)
+    session.setup()
+    report = session.run(resume=True)
+    assert report["prune"] == prune  # the old report section came through
+    assert [s["name"] for s in report["stages"]] == ["0:train", "1:prune", "2:quantize", "3:export"]
+
+
+OLD_RESOLVED = """\
+name: tiny
+seed: 0
+args: {}
+model: {spec: builtin:cnn_small, weights: null}
+data: {name: synthetic, root: null, batch_size: 128, train_subset: 256, test_subset: 128,
+  holdout: 0, download: false}
+threat: {norm: linf, eps: 0.1}
+stages:
+- train: {method: pgd, epochs: 1, adversary: {attack: pgd, steps: 1, step: 0.25, restarts: 1,
+    eps: 0.1, backend: torch}, optimizer: {name: sgd, lr: 0.1, momentum: 0.9,
+    weight_decay: 0.0005}, schedule: onecycle, trades_beta: 6.0}
+- prune: {method: magnitude, importance: l1, ratio: 0.5, steps: 1, global_pruning: false,
+    ignore: [], round_to: null, schedule_epochs: 0, finetune_epochs: 1,
+    adversary: {attack: fgsm_rs, steps: 1, step: 0.125, restarts: 1, eps: 0.1, backend: torch},
+    optimizer: {name: sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.0005}, lr_schedule: cosine,
+    grad_batches: 4, hydra_form: structured, score_epochs: 1, score_lr: 0.1, sparsity_reg: 0.0,
+    sparse_epochs: 0, admm_epochs: 2, admm_every: 1, admm_rho: 0.01, admm_rho_growth: 1.5,
+    rounds: 2, round_epochs: 1, rewind_epoch: 0, reinit: false}
+"""
+
+
+def test_a_resolved_recipe_of_the_old_schema_still_reads(tmp_path):
+    """Run folders written before the prune methods and attacks had their own configs."""
+    from robust_compress.recipe.loader import load_recipe, load_run_recipe
+
+    path = tmp_path / "recipe.resolved.yaml"
+    path.write_text(OLD_RESOLVED)
+    with pytest.raises(UserError, match="unknown key 'hydra_form'"):
+        load_recipe(path)  # a recipe a user writes is held to the schema
+    recipe = load_run_recipe(path)
+    prune = recipe.stages[1]
+    assert type(prune).__name__ == "MagnitudePrune" and prune.finetune_epochs == 1
+    assert prune.adversary.attack == "fgsm_rs" and prune.adversary.step == 0.125
+    assert "steps" not in type(prune.adversary).model_fields
+    path.write_text(OLD_RESOLVED.replace("ratio: 0.5", "ratio: 1.5"))
+    with pytest.raises(UserError, match="ratio"):  # still validated: only inert keys go
+        load_run_recipe(path)

@@ -3,12 +3,12 @@ import torch
 from torch import nn
 
 from robust_compress.adapters.torch_pruning.pruner import StructuredPruner, count_macs_params
+from robust_compress.attacks.adversaries import TorchPGD
 from robust_compress.data.datasets import load_dataset
 from robust_compress.engine.session import Session
 from robust_compress.models.specs import build_model
-from robust_compress.pruning import hydra
+from robust_compress.pruning import hydra, masks
 from robust_compress.recipe.loader import parse_recipe
-from robust_compress.training.loop import TorchPGD
 
 RECIPE = """
 name: hydra
@@ -44,8 +44,8 @@ def test_structured_hydra_shrinks_the_model(tmp_path):
     dense_macs, _ = count_macs_params(session.dense_model(), example)
     macs, _ = count_macs_params(session.model, example)
     assert macs <= dense_macs / 2.5
-    assert session.extra["prune_report"]["importance"] == "hydra"
-    assert session.extra["hydra"]["form"] == "structured"
+    assert session.results["prune"]["importance"] == "hydra"
+    assert session.results["prune"]["hydra"]["form"] == "structured"
     x = session.train_data.x[:8]
     out = session.model(x)
     assert out.shape == (8, session.num_classes) and torch.isfinite(out).all()
@@ -55,12 +55,12 @@ def test_structured_hydra_shrinks_the_model(tmp_path):
 
 def test_unstructured_hydra_keeps_pruned_weights_zero(tmp_path):
     session = _run("unstructured", tmp_path)
-    layers = hydra.prunable_layers(session.model, "head")
+    layers = masks.prunable_layers(session.model, "head")
     zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
     total = sum(m.weight.numel() for m in layers.values())
     assert abs(zeros / total - 0.5) < 0.02
-    assert abs(session.extra["hydra"]["sparsity"] - zeros / total) < 1e-9
-    assert session.extra["prune_report"]["hydra"]["form"] == "unstructured"
+    assert abs(session.results["prune"]["hydra"]["sparsity"] - zeros / total) < 1e-9
+    assert session.results["prune"]["hydra"]["form"] == "unstructured"
     assert session.model.head.weight.ne(0).all()  # the head is never pruned
     assert _hooks(session.model) == 0
     assert all(not hasattr(m, "_hydra_mask") for m in session.model.modules())
@@ -69,18 +69,8 @@ def test_unstructured_hydra_keeps_pruned_weights_zero(tmp_path):
 def _learn(form: str, model: nn.Module, epochs: int = 1):
     data = load_dataset("synthetic", "train", subset=128)
     adversary = TorchPGD(eps=0.1, steps=1, generator=torch.Generator().manual_seed(0))
-    return hydra.learn_scores(
-        model,
-        data,
-        head="head",
-        form=form,
-        ratio=0.5,
-        epochs=epochs,
-        lr=0.5,
-        batch_size=64,
-        seed=0,
-        adversary=adversary,
-    )
+    how = hydra.ScoreLearning(form=form, ratio=0.5, epochs=epochs, lr=0.5, batch_size=64, seed=0)
+    return hydra.learn_scores(model, data, how, head="head", adversary=adversary)
 
 
 @pytest.mark.parametrize("form", ["structured", "unstructured"])
@@ -94,8 +84,8 @@ def test_scores_learn_and_weights_stay_frozen(form):
     assert all(changed)
     if form == "structured":  # the learned ranking is not plain L1 in some layer
         kept = [
-            set(hydra.topk_mask(s, 0.5).nonzero().flatten().tolist())
-            != set(hydra.topk_mask(init[m], 0.5).nonzero().flatten().tolist())
+            set(masks.topk_mask(s, 0.5).nonzero().flatten().tolist())
+            != set(masks.topk_mask(init[m], 0.5).nonzero().flatten().tolist())
             for m, s in scores.items()
         ]
         assert any(kept)
@@ -107,7 +97,7 @@ def test_scores_learn_and_weights_stay_frozen(form):
 
 def test_topk_mask_passes_gradients_straight_through():
     s = torch.tensor([0.3, -0.9, 0.1, 0.5], requires_grad=True)
-    mask = hydra.topk_mask(s, 0.5)
+    mask = masks.topk_mask(s, 0.5)
     assert mask.tolist() == [0.0, 1.0, 0.0, 1.0]
     (mask * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
     assert s.grad.tolist() == [1.0, -2.0, 3.0, 4.0]  # the gradient of |s|: -0.9 grows in size
@@ -135,11 +125,11 @@ def test_pruner_keeps_the_channels_with_the_highest_scores():
 def test_structured_mask_zeroes_channels_after_batchnorm():
     torch.manual_seed(0)
     model = build_model("builtin:cnn_tiny").eval()
-    layers = hydra.prunable_layers(model, "head")
+    layers = masks.prunable_layers(model, "head")
     scores = hydra.init_scores(layers, "structured")
     seen = {}
     model.features[2].register_forward_hook(lambda m, i, o: seen.__setitem__("bn", i[0]))
-    with hydra.masked(model, layers, scores, "structured", 0.5):
+    with masks.masked(model, layers, scores, "structured", 0.5):
         model(torch.rand(2, 1, 28, 28))
     zero_channels = (seen["bn"].abs().sum((0, 2, 3)) == 0).sum().item()
     assert zero_channels == model.features[0].out_channels // 2
@@ -158,3 +148,30 @@ def test_foreign_loop_pruning_step_refuses_hydra():
     session.setup()
     with pytest.raises(UserError, match="runs only inside Session.run"):
         session.pruning_step()
+
+
+def test_prune_stage_runs_a_registered_method(tmp_path):
+    from robust_compress.pruning.configs import PruneStage
+    from robust_compress.pruning.registry import PRUNE_METHODS
+
+    class ZeroHeadBias(PruneStage):
+        method: str = "zero_head_bias"
+
+    def run(session, stage, label):
+        session.model.head.bias.data.zero_()
+        session.results["prune"] = {"importance": stage.method, "ratio": stage.ratio}
+
+    PRUNE_METHODS.add("zero_head_bias", run, config=ZeroHeadBias)
+    try:
+        recipe = parse_recipe(
+            "name: p\nmodel: {spec: builtin:cnn_tiny}\n"
+            "data: {name: synthetic, train_subset: 64, test_subset: 64}\n"
+            "threat: {eps: 0.1}\nstages:\n  - prune: {method: zero_head_bias, ratio: 0.5}\n"
+        )
+        session = Session(recipe, tmp_path / "run")
+        session.setup()
+        report = session.run()
+    finally:
+        PRUNE_METHODS.remove("zero_head_bias")
+    assert report["prune"] == {"importance": "zero_head_bias", "ratio": 0.5}
+    assert session.model.head.bias.eq(0).all()

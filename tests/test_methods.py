@@ -13,7 +13,7 @@ import torch
 from robust_compress.adapters.torch_pruning.pruner import count_macs_params
 from robust_compress.data import datasets as data_mod
 from robust_compress.engine.session import Session
-from robust_compress.pruning.methods import reinitialize
+from robust_compress.pruning.session_ops import reinitialize
 from robust_compress.recipe.loader import load_recipe
 
 pytestmark = pytest.mark.skipif(
@@ -89,7 +89,7 @@ def test_lottery_ticket_reaches_its_sparsity(tmp_path):
     session, report = _run(tmp_path, "lottery", "args.round_epochs=1")
     assert report["prune"]["sparsity"] == pytest.approx(0.8, abs=0.01)
     assert _weight_sparsity(session.model) == pytest.approx(0.8, abs=0.01)
-    assert "lottery" not in session.extra  # its rewind state is not carried on
+    assert "lottery" not in session.progress.method_state  # its rewind state is not carried on
     assert [r["kind"] for r in report["per_stage"]] == ["prune", "export", "audit"]
 
 
@@ -109,16 +109,16 @@ def test_edge_popup_keeps_the_random_weights(tmp_path):
 
 def test_trades_training_uses_its_beta(tmp_path):
     session, _ = _run(tmp_path, "train-trades", "args.epochs=1", "stages.0.train.trades_beta=3.0")
-    trades = session.adversary_for(0, session.recipe.stages[0].adversary, "trades")
+    trades = session.adversary_for(0)  # a trades train stage's adversary is its TRADES loss
     assert trades.beta == 3.0 and trades.steps == 1
 
 
 def test_trades_refuses_an_l2_threat():
     from robust_compress.attacks.configs import AdversaryConfig
-    from robust_compress.attacks.factory import build_adversary
     from robust_compress.errors import UserError
+    from robust_compress.training.trades import trades_for
 
     cfg = AdversaryConfig(attack="pgd").resolved(0.5)
     with pytest.raises(UserError, match="L-inf ball"):
-        build_adversary(cfg, "l2", method="trades")
-    assert build_adversary(cfg, "linf", method="trades", trades_beta=2.0).beta == 2.0
+        trades_for(cfg, "l2", 6.0)
+    assert trades_for(cfg, "linf", 2.0).beta == 2.0

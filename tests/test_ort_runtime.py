@@ -7,12 +7,14 @@ import torch
 from robust_compress.adapters.onnxruntime.runtime import (
     OrtPredictor,
     export_onnx,
-    measure_latency,
-    node_times,
     optimized_op_types,
     parity_max_abs,
-    runtime_versions,
     top1_agreement,
+)
+from robust_compress.adapters.onnxruntime.timing import (
+    measure_latency,
+    node_times,
+    runtime_versions,
 )
 from robust_compress.errors import UserError
 

@@ -1,7 +1,13 @@
-"""Third-party datasets and models registered through the entry-point group, used by a recipe."""
+"""Third-party items registered through the entry-point group, used by a recipe.
 
+The attack, prune method, dataset and quantizer backend come from docs/extending.md itself,
+so the page's examples are known to work.
+"""
+
+import re
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -57,8 +63,8 @@ def test_plugin_dataset_and_model_run_in_a_recipe(tmp_path, monkeypatch):
         recipe = parse_recipe(RECIPE)  # validation finds the plugin's names
         report = Session(recipe).run()
     finally:
-        DATASETS._items.pop("plugin-tiny", None)
-        BUILTINS._items.pop("plugin_cnn", None)
+        DATASETS.remove("plugin-tiny")
+        BUILTINS.remove("plugin_cnn")
     assert report["per_stage"][0]["params"] < 20_000  # the plugin's small CNN
     assert len(recipe.stages) == 1
 
@@ -69,3 +75,45 @@ def test_broken_plugin_is_a_user_error_naming_it(tmp_path, monkeypatch):
     _install(tmp_path, monkeypatch, "raise RuntimeError('boom')\n")
     with pytest.raises(UserError, match="plugin 'tiny' .*boom"):
         DATASETS.names()
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "extending.md"
+
+
+def _docs_blocks(language: str, first_line: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(), re.S)
+    return "\n".join(b for b in blocks if b.startswith(first_line))
+
+
+def test_docs_plugins_register_an_attack_a_method_a_dataset_and_a_backend(tmp_path, monkeypatch):
+    from robust_compress.data.datasets import DATASETS
+    from robust_compress.engine.session import Session
+    from robust_compress.recipe.loader import parse_recipe
+    from robust_compress.registry import ATTACKS, PRUNE_METHODS, QUANTIZERS
+
+    _install(tmp_path, monkeypatch, _docs_blocks("python", "# my_plugin.py"))
+    recipe_text = _docs_blocks("yaml", "# my-recipe.yaml")
+    try:
+        recipe = parse_recipe(recipe_text)  # validation finds the plugin's names
+        train, prune, quantize, audit = recipe.stages
+        assert type(train.adversary).__name__ == "MomentumPgdConfig"
+        assert train.adversary.decay == 0.5 and train.adversary.eps == 0.1
+        assert type(prune).__name__ == "GlobalMagnitude" and type(quantize).__name__ == "W4A8"
+        report = Session(recipe).run()
+        bad = recipe_text.replace("steps: 2}", "steps: 2, restarts: 2}")
+        with pytest.raises(UserError, match=r":9:.*adversary.restarts: unknown key 'restarts'"):
+            parse_recipe(bad)
+        bad = recipe_text.replace("ratio: 0.5}", "ratio: 0.95, include_head: true}")
+        with pytest.raises(UserError, match=r":10:.*prune.ratio: with include_head keep"):
+            parse_recipe(bad)
+    finally:
+        DATASETS.remove("tiny-shapes")
+        ATTACKS.remove("momentum_pgd")
+        PRUNE_METHODS.remove("global_magnitude")
+        QUANTIZERS.remove("w4a8")
+    assert report["prune"]["method"] == "global_magnitude"
+    assert 0.45 < report["prune"]["sparsity"] < 0.55
+    final = report["audit"]["final"]
+    assert final["attacks"] == ["fgsm", "momentum_pgd"] and final["samples"] == 32
+    assert final["per_attack"]["momentum_pgd"]["attacked"] > 0  # the plugin attack really ran
+    assert final["robust"] <= final["per_attack"]["fgsm"]["accuracy"]

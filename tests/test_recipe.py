@@ -101,10 +101,13 @@ EXPECTED_FIRST = {
     "recursive_alias": (4, 9, "stages.1", "recursion"),
     "multiple_documents": (6, 1, "yaml", "single document"),
     "bad_ignore_regex": (7, 30, "stages.0.prune.ignore.1", "invalid regular expression"),
-    "field_of_another_method": (6, 48, "stages.1.prune.rounds", "used by method lottery only"),
+    "field_of_another_method": (6, 40, "stages.1.prune.rounds", "unknown key 'rounds'"),
     "sparse_without_reg": (6, 40, "stages.1.prune.sparse_epochs", "sparsity_reg > 0"),
     "trades_with_l2": (5, 21, "stages.0.train.method", "L-inf ball"),
-    "round_to_with_hydra": (5, 50, "stages.0.prune.round_to", "used by method magnitude only"),
+    "round_to_with_hydra": (5, 40, "stages.0.prune.round_to", "unknown key 'round_to'"),
+    "unknown_importance": (5, 25, "stages.0.prune.importance", "Did you mean: robust_taylor"),
+    "unknown_prune_method": (5, 21, "stages.0.prune.method", "Did you mean: lottery?"),
+    "admm_every_above_epochs": (5, 67, "stages.0.prune.admm_every", "cannot exceed admm_epochs"),
 }
 
 
@@ -161,7 +164,7 @@ def test_template_inside_text_and_typed_values():
 def test_fgsm_rs_method_implies_its_adversary():
     text = VALID.replace('epochs: "${ep}"', "epochs: 1, method: fgsm_rs")
     adversary = parse_recipe(text).stages[0].adversary
-    assert adversary.attack == "fgsm_rs" and adversary.steps == 1
+    assert adversary.attack == "fgsm_rs" and "steps" not in type(adversary).model_fields
     assert adversary.step == pytest.approx(0.125)
 
 
@@ -257,6 +260,83 @@ def test_cross_field_rules_are_positioned():
     assert [m.split(": ")[0] for m in info.value.messages] == ["r.yaml:4:53", "r.yaml:8:72"]
 
 
+PRUNE_ONLY = """\
+name: prune
+model: {spec: builtin:cnn_small}
+threat: {eps: 0.1}
+stages:
+  - prune: {ratio: 0.5, BLOCK}
+"""
+
+
+def prune_messages(block: str) -> list[str]:
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(PRUNE_ONLY.replace("BLOCK", block), "p.yaml")
+    return info.value.messages
+
+
+def test_a_prune_block_takes_only_its_methods_fields():
+    (message,) = prune_messages("method: hydra, rounds: 3")
+    assert message.startswith("p.yaml:5:40: stages.0.prune.rounds: unknown key 'rounds'.")
+    assert "hydra_form" in message and "round_epochs" not in message
+    (message,) = prune_messages("method: lottery, round_epoch: 2")
+    assert "Did you mean: round_epochs" in message
+    (message,) = prune_messages("importance: l2, score_epochs: 2")  # method magnitude
+    assert "stages.0.prune.score_epochs: unknown key" in message
+    stage = parse_recipe(PRUNE_ONLY.replace("BLOCK", "method: edge_popup")).stages[0]
+    assert type(stage).__name__ == "EdgePopupPrune" and stage.score_epochs == 1
+
+
+def test_prune_method_rules_keep_their_messages():
+    (message,) = prune_messages("sparse_epochs: 1, sparsity_reg: 1e-4, importance: taylor")
+    assert "stages.0.prune.importance: sparse training ranks channels" in message
+    assert message.endswith("use l1, l2 or lamp")
+    (message,) = prune_messages("method: lottery, round_epochs: 2, rewind_epoch: 2")
+    assert "stages.0.prune.rewind_epoch: rewind_epoch (2) must be smaller" in message
+    (message,) = prune_messages("method: hydra, hydra_form: unstructured, ignore: [head]")
+    assert "stages.0.prune.ignore: hydra_form unstructured" in message
+
+
+def test_robust_taylor_gets_its_adversary_when_the_recipe_loads():
+    recipe = parse_recipe(PRUNE_ONLY.replace("BLOCK", "importance: robust_taylor"))
+    adversary = recipe.stages[0].adversary
+    assert adversary.attack == "pgd" and adversary.eps == 0.1 and adversary.steps == 7
+    assert adversary.step == pytest.approx(2.5 * 0.1 / 7)
+    assert parse_recipe(dump_resolved(recipe)) == recipe
+    stated = "importance: robust_taylor, adversary: {attack: fgsm}"
+    assert parse_recipe(PRUNE_ONLY.replace("BLOCK", stated)).stages[0].adversary.attack == "fgsm"
+    assert parse_recipe(PRUNE_ONLY.replace("BLOCK", "importance: l1")).stages[0].adversary is None
+
+
+def test_a_registered_prune_method_and_criterion_are_accepted():
+    from robust_compress.pruning.configs import PruneStage as Base
+    from robust_compress.pruning.registry import IMPORTANCE, PRUNE_METHODS
+
+    class HalvePrune(Base):
+        method: str = "halve"
+        passes: int = 1
+
+    PRUNE_METHODS.add("halve", "my_plugin:run", config=HalvePrune)
+    IMPORTANCE.add("my_norm", "my_plugin:build", magnitude=True)
+    try:
+        stage = parse_recipe(PRUNE_ONLY.replace("BLOCK", "method: halve, passes: 2")).stages[0]
+        assert isinstance(stage, HalvePrune) and stage.passes == 2
+        block = "importance: my_norm, sparse_epochs: 1, sparsity_reg: 1e-4"
+        assert parse_recipe(PRUNE_ONLY.replace("BLOCK", block)).stages[0].importance == "my_norm"
+    finally:
+        PRUNE_METHODS.remove("halve")
+        IMPORTANCE.remove("my_norm")
+
+
+def test_docs_list_every_prune_method_field():
+    from robust_compress.pruning.registry import PRUNE_METHODS
+
+    text = DOCS.read_text()
+    for entry in PRUNE_METHODS.entries():
+        for field in entry.config.model_fields:
+            assert f"| `{field}` |" in text, f"{entry.config.__name__}.{field} is not documented"
+
+
 # ----------------------------------------------------------------------------- checks
 
 
@@ -310,16 +390,25 @@ def test_docs_example_recipe_is_valid():
 
 
 def test_docs_list_every_field():
+    from robust_compress.catalogue import config_classes
     from robust_compress.recipe.schema import DataConfig, ModelConfig, ThreatConfig
 
     text = DOCS.read_text()
     models = [Recipe, ModelConfig, DataConfig, ThreatConfig, AdversaryConfig, OptimizerConfig]
-    for model in [*models, *stage_types().values()]:
+    for model in [*models, *config_classes()]:
         for field in model.model_fields:
             assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not documented"
 
 
+def test_docs_tables_are_the_registries():
+    from robust_compress.catalogue import with_tables
+
+    text = DOCS.read_text()
+    assert with_tables(text) == text, "run: python -m robust_compress.catalogue docs/recipes.md"
+
+
 def test_apgd_steps_reaches_the_audit(synthetic_test, trained_small):
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from robust_compress.audit.runner import run_audit
@@ -327,7 +416,7 @@ def test_apgd_steps_reaches_the_audit(synthetic_test, trained_small):
 
     recipe = parse_recipe(VALID, overrides=["stages.4.audit.apgd_steps=3"])
     options = audit_options(SimpleNamespace(recipe=recipe), recipe.stages[4])
-    assert options["apgd_steps"] == 3 and options["pgd_steps"] == 20
-    options.update(attacks=["apgd_ce"], samples=16, sanity_checks=False, eps_sweep=[])
-    result = run_audit(trained_small, synthetic_test, **options)
+    assert options.apgd_steps == 3 and options.pgd_steps == 20
+    options = replace(options, attacks=["apgd_ce"], samples=16, sanity_checks=False, eps_sweep=[])
+    result = run_audit(trained_small, synthetic_test, options)
     assert result["per_attack"]["apgd_ce"]["settings"]["steps"] == 3

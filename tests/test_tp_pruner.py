@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from robust_compress.adapters.torch_pruning.pruner import (
-    IMPORTANCES,
     StructuredPruner,
     count_macs_params,
     load_pruned,
@@ -18,16 +17,18 @@ from robust_compress.adapters.torch_pruning.pruner import (
     restore_pruned,
     save_pruned,
 )
+from robust_compress.attacks.adversaries import TorchPGD
 from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import CheckpointError, UserError
 from robust_compress.models.specs import build_model
 from robust_compress.protocols import Pruner
-from robust_compress.training.loop import TorchPGD
+from robust_compress.pruning.registry import IMPORTANCE
 
 SMALL_X = torch.zeros(1, 1, 28, 28)
 TV_X = torch.zeros(1, 3, 32, 32)
 TINY_X = SMALL_X
 CONVS = ("features.0", "features.3", "features.6")
+CRITERIA = ("l1", "l2", "taylor", "robust_taylor", "bn_scale", "lamp", "random")
 
 
 def small() -> nn.Module:
@@ -76,7 +77,11 @@ def assert_shrunk(model: nn.Module, pruner: StructuredPruner, x: torch.Tensor) -
 
 def test_satisfies_the_pruner_protocol():
     assert isinstance(StructuredPruner(), Pruner)
-    assert IMPORTANCES == ("l1", "l2", "taylor", "robust_taylor", "bn_scale", "lamp", "random")
+    assert set(CRITERIA) <= set(IMPORTANCE.names())
+    facts = {name: IMPORTANCE.entry(name).meta for name in CRITERIA}
+    assert [n for n in CRITERIA if facts[n].get("magnitude")] == ["l1", "l2", "lamp"]
+    assert [n for n in CRITERIA if facts[n].get("gradients")] == ["taylor", "robust_taylor"]
+    assert [n for n in CRITERIA if facts[n].get("needs_adversary")] == ["robust_taylor"]
 
 
 def test_cnn_small_half_ratio_cuts_macs_and_keeps_the_head():
@@ -154,7 +159,7 @@ class CountingPGD(TorchPGD):
         return super().perturb(model, x, y)
 
 
-@pytest.mark.parametrize("importance", IMPORTANCES)
+@pytest.mark.parametrize("importance", CRITERIA)
 def test_each_importance_prunes(importance):
     model = small()
     kwargs = {"batches": synthetic_batches(3), "grad_batches": 2}
@@ -224,6 +229,34 @@ def test_unmatched_pattern_and_unknown_importance_are_user_errors():
         StructuredPruner(ratio=1.0)
     with pytest.raises(UserError, match="prepare"):
         StructuredPruner().step()
+
+
+def test_a_registered_criterion_is_used_by_the_pruner():
+    import torch_pruning as tp
+
+    from robust_compress.adapters.torch_pruning.importance import StoredGradTaylorImportance
+
+    seeds = []
+
+    def build_l1(seed):
+        seeds.append(seed)
+        return tp.importance.MagnitudeImportance(p=1)
+
+    IMPORTANCE.add("plugin_l1", build_l1, magnitude=True)
+    IMPORTANCE.add("plugin_taylor", lambda seed: StoredGradTaylorImportance(), gradients=True)
+
+    def kept_on_one_model(importance: str, **kwargs) -> list:
+        torch.manual_seed(0)
+        return kept_channels(importance, **kwargs)
+
+    try:
+        assert kept_on_one_model("plugin_l1", seed=5) == kept_on_one_model("l1") and seeds == [5]
+        assert kept_on_one_model("plugin_taylor") == kept_on_one_model("taylor")
+    finally:
+        IMPORTANCE.remove("plugin_l1")
+        IMPORTANCE.remove("plugin_taylor")
+    with pytest.raises(UserError, match="unknown importance criterion 'plugin_l1'"):
+        StructuredPruner("plugin_l1")
 
 
 def test_modes_are_restored():

@@ -2,15 +2,10 @@ import copy
 
 import torch
 
+from robust_compress.attacks.adversaries import TorchPGD, make_adversary
 from robust_compress.attacks.torch_attacks import fgsm_rs, frozen_for_attack, pgd_linf
-from robust_compress.training.loop import (
-    TorchPGD,
-    TrainConfig,
-    evaluate,
-    lr_factor,
-    make_adversary,
-    train,
-)
+from robust_compress.training.loop import TrainConfig, evaluate, train
+from robust_compress.training.optim import lr_factor
 
 
 def test_frozen_for_attack_restores_mode_and_flags(trained_small):

@@ -1,1 +1,1 @@
-"""art."""
+"""ART adapter: the Adversarial Robustness Toolbox's attacks on live torch models."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,9 +39,11 @@ from robust_compress.adapters.art.binding import (
 )
 from robust_compress.adapters.art.state import preserved_model_state, seeded_rngs
 from robust_compress.errors import UserError, suggest
-from robust_compress.threat import NORMS, check_eps, default_step
+from robust_compress.threat import NORMS, check_eps, default_step, project
 
 ATTACKS: tuple[str, ...] = ("fgsm", "fgsm_rs", "pgd", "apgd_ce", "apgd_dlr", "square")
+"""The attacks this adapter runs through ART (the attack registry maps recipes onto them)."""
+SETTINGS: tuple[str, ...] = ("step", "steps", "restarts", "queries", "batch_size")
 _NO_STEP = ("fgsm", "square")
 
 
@@ -106,24 +109,22 @@ class ArtAdversary:
         queries: Iterations of the Square attack (one new query per example each).
         batch_size: Examples per attack batch inside ART.
 
+    ``step``, ``steps``, ``restarts``, ``queries`` and ``batch_size`` are keywords of
+    ``**settings`` (see :func:`make_spec`).
+
     Raises:
         UserError: Unknown attack or norm, or values out of range.
     """
 
     def __init__(
-        self,
-        attack: str,
-        eps: float,
-        *,
-        norm: str = "linf",
-        step: float | None = None,
-        steps: int = 10,
-        restarts: int = 1,
-        seed: int = 0,
-        queries: int = 1000,
-        batch_size: int = 512,
+        self, attack: str, eps: float, *, norm: str = "linf", seed: int = 0, **settings: Any
     ):
-        self.spec = make_spec(attack, eps, norm, step, steps, restarts, queries, batch_size)
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise UserError(
+                f"unknown ArtAdversary setting {unknown[0]!r}." + suggest(unknown[0], SETTINGS)
+            )
+        self.spec = make_spec(attack, eps, norm, **settings)
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._binding: Binding | None = None
@@ -222,19 +223,6 @@ def black_box_attack(
     with seeded_rngs(int(np.random.default_rng(seed).integers(2**31))):
         adv = build_runner(spec, clf)(x32, y)
     return project(adv, x32, spec.eps, spec.norm).to(x.dtype)
-
-
-def project(x_adv: Tensor, x: Tensor, eps: float, norm: str) -> Tensor:
-    """Project ``x_adv`` onto the ``eps``-ball around ``x`` and the box [0, 1].
-
-    ART already does this; repeating it removes float rounding at the ball's edge.
-    """
-    if norm == "linf":
-        return torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
-    delta = x_adv - x
-    size = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    scale = (eps / size).clamp(max=1.0).view(-1, *([1] * (x.ndim - 1)))
-    return (x + delta * scale).clamp_(0, 1)
 
 
 def _check_batch(x: Tensor, y: Tensor, image: bool) -> tuple[Tensor, Tensor]:

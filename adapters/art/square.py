@@ -25,10 +25,10 @@ import torch
 from art.attacks.evasion import SquareAttack
 from torch import Tensor, nn
 
-from robust_compress.adapters.art.adversary import project
 from robust_compress.adapters.art.binding import blackbox_classifier, pytorch_classifier
 from robust_compress.adapters.art.state import preserved_model_state
 from robust_compress.errors import UserError
+from robust_compress.threat import project
 
 RESAMPLE_ROUNDS = 5
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from robust_compress.models.state import preserved_state
+
 
 @contextlib.contextmanager
 def preserved_model_state(model: nn.Module) -> Iterator[nn.Module]:
@@ -32,22 +34,9 @@ def preserved_model_state(model: nn.Module) -> Iterator[nn.Module]:
     Yields:
         The same model.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    grads = [p.grad for p in params]
-    model.eval()
-    for p in params:
-        p.requires_grad_(False)
-    try:
+    with preserved_state(model, eval_mode=True, requires_grad=False, keep_grads=True):
         with torch.enable_grad():
             yield model
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag, grad in zip(params, flags, grads, strict=True):
-            p.requires_grad_(flag)
-            p.grad = grad
 
 
 @contextlib.contextmanager

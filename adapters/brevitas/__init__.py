@@ -1,1 +1,1 @@
-"""brevitas."""
+"""Brevitas adapter: fake-quant models, calibration, QAT and integer ONNX export."""

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robust_compress.adapters.brevitas.calibration import device_of, take_batches
 from robust_compress.adapters.onnxruntime import intfile as ort_intfile
 from robust_compress.errors import UserError, first_line
 
@@ -145,8 +146,8 @@ class BrevitasQuantizer:
         Raises:
             UserError: No calibration batch, or a model ``torch.fx`` cannot trace.
         """
-        device = _device_of(model)
-        batches = _take_batches(calib, self.calib_batches, device)
+        device = device_of(model)
+        batches = take_batches(calib, self.calib_batches, device)
         with warnings.catch_warnings():
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
@@ -222,7 +223,7 @@ class BrevitasQuantizer:
 
     def _write_qcdq(self, model: nn.Module, path: Path, example: Tensor) -> None:
         export_model = copy.deepcopy(model)  # export attaches handlers; keep the caller's clean
-        example = example[:1].detach().to(_device_of(model))
+        example = example[:1].detach().to(device_of(model))
         with warnings.catch_warnings():
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
@@ -277,25 +278,3 @@ def _with(entry: Any, key: str, value: Any) -> Any:
         return entry
     layer_cls, kwargs = entry
     return layer_cls, {**kwargs, key: value}
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-def _take_batches(calib: Iterable[Any], n: int, device: torch.device) -> list[Tensor]:
-    """The first ``n`` input batches of ``calib`` (the ``x`` of ``(x, y)`` pairs)."""
-    batches: list[Tensor] = []
-    for item in calib:
-        x = item[0] if isinstance(item, tuple | list) else item
-        if not isinstance(x, Tensor):
-            raise UserError(
-                f"calibration data must yield tensors or (x, y) pairs, got {type(x).__name__}."
-            )
-        batches.append(x.detach().to(device))
-        if len(batches) >= n:
-            break
-    if not batches:
-        raise UserError("calibration data is empty; pass at least one input batch.")
-    return batches

@@ -1,1 +1,1 @@
-"""onnxruntime."""
+"""ONNX Runtime adapter: export, inference, latency, integer-file checks (onnx, onnxruntime)."""

@@ -1,1 +1,1 @@
-"""torch_pruning."""
+"""Torch-Pruning adapter: structured pruning by dependency graph, importance, sparse training."""

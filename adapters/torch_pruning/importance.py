@@ -2,6 +2,12 @@
 
 Part of the Torch-Pruning adapter (see :mod:`robust_compress.adapters.torch_pruning.pruner`).
 
+The criteria a pruner can name are the entries of
+:data:`~robust_compress.registry.IMPORTANCE`: each entry's item builds the
+Torch-Pruning importance object (the ``build_*`` functions below for the built-in ones), and
+its meta says whether it needs gradients (``gradients``) and an adversary (``needs_adversary``),
+so a criterion registered by a plugin is used like a built-in one.
+
 Taylor importance needs loss gradients. Torch-Pruning reads them from ``param.grad``, which
 the caller's training loop owns (and which an attack may wipe). Here gradients are computed
 with :func:`torch.autograd.grad` into a private store and shown to the library only while it
@@ -20,21 +26,12 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from robust_compress.errors import UserError, suggest
+from robust_compress.errors import UserError
 from robust_compress.models.state import preserved_state
+from robust_compress.registry import IMPORTANCE
 
 log = logging.getLogger(__name__)
 
-IMPORTANCES: tuple[str, ...] = (
-    "l1",
-    "l2",
-    "taylor",
-    "robust_taylor",
-    "bn_scale",
-    "lamp",
-    "random",
-)
-GRADIENT_IMPORTANCES = ("taylor", "robust_taylor")
 Batches = Callable[[], Iterable[tuple[Tensor, Tensor]]]
 
 
@@ -76,25 +73,47 @@ class SeededRandomImportance(tp.importance.RandomImportance):
         return torch.rand(len(idxs), generator=self.generator)
 
 
+def build_l1(seed: int = 0) -> tp.importance.Importance:
+    """The ``l1`` criterion: L1 norm of each channel's weights."""
+    return tp.importance.MagnitudeImportance(p=1)
+
+
+def build_l2(seed: int = 0) -> tp.importance.Importance:
+    """The ``l2`` criterion: L2 norm of each channel's weights."""
+    return tp.importance.MagnitudeImportance(p=2)
+
+
+def build_taylor(seed: int = 0) -> tp.importance.Importance:
+    """The ``taylor`` and ``robust_taylor`` criteria: |w * dL/dw| on stored gradients."""
+    return StoredGradTaylorImportance()
+
+
+def build_bn_scale(seed: int = 0) -> tp.importance.Importance:
+    """The ``bn_scale`` criterion: |gamma| of the BatchNorm after each channel."""
+    return tp.importance.BNScaleImportance()
+
+
+def build_lamp(seed: int = 0) -> tp.importance.Importance:
+    """The ``lamp`` criterion (layer-adaptive magnitude, p = 2)."""
+    return tp.importance.LAMPImportance(p=2)
+
+
+def build_random(seed: int = 0) -> tp.importance.Importance:
+    """The ``random`` criterion, drawn from a generator seeded by ``seed``."""
+    return SeededRandomImportance(seed)
+
+
 def make_importance(name: str, seed: int = 0) -> tp.importance.Importance:
-    """Return the Torch-Pruning importance for one of :data:`IMPORTANCES`.
+    """Return the Torch-Pruning importance of the criterion registered as ``name``.
+
+    Args:
+        name: An entry of :data:`~robust_compress.registry.IMPORTANCE`.
+        seed: Seed of the criteria that draw at random.
 
     Raises:
         UserError: ``name`` is unknown; the message lists close matches.
     """
-    if name == "l1":
-        return tp.importance.MagnitudeImportance(p=1)
-    if name == "l2":
-        return tp.importance.MagnitudeImportance(p=2)
-    if name in GRADIENT_IMPORTANCES:
-        return StoredGradTaylorImportance()
-    if name == "bn_scale":
-        return tp.importance.BNScaleImportance()
-    if name == "lamp":
-        return tp.importance.LAMPImportance(p=2)
-    if name == "random":
-        return SeededRandomImportance(seed)
-    raise UserError(f"unknown pruning importance {name!r}." + suggest(name, IMPORTANCES))
+    return IMPORTANCE.get(name)(seed)
 
 
 def loss_gradients(

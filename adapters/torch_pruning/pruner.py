@@ -29,20 +29,17 @@ require grad (flags are put back by name). Taylor gradients never touch the call
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch_pruning as tp
 from torch import Tensor, nn
 
 from robust_compress.adapters.torch_pruning.importance import (
-    GRADIENT_IMPORTANCES,
-    IMPORTANCES,
     LearnedScoreImportance,
-    StoredGradTaylorImportance,
     loss_gradients,
     make_importance,
 )
+from robust_compress.adapters.torch_pruning.options import PrunerOptions
 from robust_compress.adapters.torch_pruning.sparse import (
     SparsePruner,
     check_sparsity_reg,
@@ -60,9 +57,9 @@ from robust_compress.adapters.torch_pruning.state import (
 )
 from robust_compress.errors import UserError
 from robust_compress.models.layer_names import find_head, resolve_names
+from robust_compress.registry import IMPORTANCE
 
 __all__ = [
-    "IMPORTANCES",
     "StructuredPruner",
     "count_macs_params",
     "load_pruned",
@@ -77,18 +74,18 @@ class StructuredPruner:
     """Removes output channels of convolutions and Linear layers, one-shot or iteratively.
 
     Args:
-        importance: One of :data:`IMPORTANCES`: ``l1``/``l2`` weight magnitude, ``taylor``
-            (|w * dL/dw| of the clean cross-entropy), ``robust_taylor`` (the same on adversarial
-            examples), ``bn_scale`` (BatchNorm gamma), ``lamp`` or ``random``.
+        importance: A criterion of :data:`~robust_compress.registry.IMPORTANCE`: ``l1``,
+            ``l2``, ``taylor`` (|w * dL/dw|), ``robust_taylor`` (on adversarial examples),
+            ``bn_scale`` (BatchNorm gamma), ``lamp``, ``random``, or one a plugin registered.
         ratio: Fraction of channels removed by the end, in [0, 1).
         steps: Number of :meth:`step` calls to reach ``ratio`` (linear schedule).
         global_pruning: Rank channels across all layers instead of within each layer.
         ignore: Module names or ``re:PATTERN`` regular expressions (whole-name match) whose
             output channels are kept; the classifier head is always kept.
         round_to: Keep channel counts multiples of this number.
-        adversary: Object with ``perturb(model, x, y)``; required by ``robust_taylor``.
-        batches: Callable returning an iterable of ``(x, y)``; required by the Taylor criteria.
-        grad_batches: Batches whose gradients are summed per step for the Taylor criteria.
+        adversary: Object with ``perturb(model, x, y)``; for criteria with ``needs_adversary``.
+        batches: Callable returning an iterable of ``(x, y)``; for criteria with ``gradients``.
+        grad_batches: Batches whose gradients are summed per step for those criteria.
         seed: Seed of the ``random`` criterion.
         scores: Per-channel scores learned elsewhere (HYDRA), keyed by layer: when given they
             rank the channels instead of ``importance``.
@@ -96,39 +93,27 @@ class StructuredPruner:
             :meth:`regularize` adds during training before pruning; 0 turns it off. Needs
             importance ``l1``, ``l2`` or ``lamp`` and no ``scores``.
 
+    Everything after ``steps`` is a keyword of ``**options`` (:class:`PrunerOptions`).
+
     Raises:
-        UserError: An option is invalid or missing (the message says which).
+        UserError: An option is invalid, unknown or missing (the message says which).
     """
 
-    def __init__(
-        self,
-        importance: str = "l1",
-        ratio: float = 0.5,
-        steps: int = 1,
-        *,
-        global_pruning: bool = False,
-        ignore: Sequence[str] = (),
-        round_to: int | None = None,
-        adversary=None,
-        batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None,
-        grad_batches: int = 4,
-        seed: int = 0,
-        scores: Mapping[nn.Module, Tensor] | None = None,
-        sparsity_reg: float = 0.0,
-    ):
-        _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches)
-        self.sparsity_reg = check_sparsity_reg(sparsity_reg, importance, scores)
+    def __init__(self, importance: str = "l1", ratio: float = 0.5, steps: int = 1, **options: Any):
+        o = PrunerOptions.from_keywords(options)
+        _validate(importance, ratio, steps, o.round_to, o.adversary, o.batches, o.grad_batches)
+        self.sparsity_reg = check_sparsity_reg(o.sparsity_reg, importance, o.scores)
         self.importance = importance
         self.ratio = float(ratio)
         self.steps = int(steps)
-        self.global_pruning = bool(global_pruning)
-        self.ignore = [ignore] if isinstance(ignore, str) else list(ignore)
-        self.round_to = round_to
-        self.adversary = adversary
-        self.batches = batches
-        self.grad_batches = int(grad_batches)
-        self.seed = int(seed)
-        self.scores = scores
+        self.global_pruning = bool(o.global_pruning)
+        self.ignore = [o.ignore] if isinstance(o.ignore, str) else list(o.ignore)
+        self.round_to = o.round_to
+        self.adversary = o.adversary
+        self.batches = o.batches
+        self.grad_batches = int(o.grad_batches)
+        self.seed = int(o.seed)
+        self.scores = o.scores
         self.steps_taken = 0
         self._model: nn.Module | None = None
         self._pruner: tp.pruner.BasePruner | None = None
@@ -211,7 +196,7 @@ class StructuredPruner:
             log.warning("all %d pruning steps were taken; step() does nothing", self.steps)
             return False
         model = self._model
-        if self.importance in GRADIENT_IMPORTANCES:
+        if _fact(self.importance, "gradients"):
             self._load_gradients(model)
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
         with traceable(model):
@@ -262,8 +247,8 @@ class StructuredPruner:
 
     def _load_gradients(self, model: nn.Module) -> None:
         imp = self._pruner.importance
-        assert isinstance(imp, StoredGradTaylorImportance)
-        adversary = self.adversary if self.importance == "robust_taylor" else None
+        assert hasattr(imp, "grads"), f"criterion {self.importance!r} takes no gradients"
+        adversary = self.adversary if _fact(self.importance, "needs_adversary") else None
         imp.grads = loss_gradients(model, self.batches, self.grad_batches, adversary)
 
     def report(self) -> dict[str, Any]:
@@ -288,17 +273,21 @@ class StructuredPruner:
 
 
 def _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches) -> None:
-    if importance not in IMPORTANCES:
-        make_importance(importance)  # raises UserError with close matches
+    IMPORTANCE.entry(importance)  # raises UserError with close matches when unknown
     if not 0.0 <= float(ratio) < 1.0:
         raise UserError(f"pruning ratio must be in [0, 1), got {ratio}.")
     if int(steps) < 1:
         raise UserError(f"pruning steps must be at least 1, got {steps}.")
     if round_to is not None and int(round_to) < 1:
         raise UserError(f"round_to must be a positive integer or None, got {round_to}.")
-    if importance in GRADIENT_IMPORTANCES and batches is None:
+    if _fact(importance, "gradients") and batches is None:
         raise UserError(f"importance {importance!r} needs batches: a callable yielding (x, y).")
-    if importance == "robust_taylor" and adversary is None:
-        raise UserError("importance 'robust_taylor' needs an adversary with perturb(model, x, y).")
+    if _fact(importance, "needs_adversary") and adversary is None:
+        raise UserError(f"importance {importance!r} needs an adversary with perturb(model, x, y).")
     if int(grad_batches) < 1:
         raise UserError(f"grad_batches must be at least 1, got {grad_batches}.")
+
+
+def _fact(importance: str, key: str) -> bool:
+    """One meta fact of a registered importance criterion (``gradients``, ...)."""
+    return bool(IMPORTANCE.entry(importance).meta.get(key, False))

@@ -24,8 +24,12 @@ import torch_pruning as tp
 from torch import nn
 
 from robust_compress.errors import UserError
+from robust_compress.registry import IMPORTANCE
 
-SPARSE_IMPORTANCES: tuple[str, ...] = ("l1", "l2", "lamp")
+
+def sparse_importances() -> list[str]:
+    """The registered criteria that rank by weight magnitude alone (meta ``magnitude``)."""
+    return [e.name for e in IMPORTANCE.entries() if e.meta.get("magnitude", False)]
 
 
 def check_sparsity_reg(sparsity_reg: float, importance: str, scores) -> float:
@@ -44,11 +48,11 @@ def check_sparsity_reg(sparsity_reg: float, importance: str, scores) -> float:
     if reg > 0 and scores is not None:
         raise UserError(
             "sparsity_reg cannot be combined with learned (HYDRA) scores; use sparsity_reg with"
-            f" importance {', '.join(SPARSE_IMPORTANCES)}, or scores with sparsity_reg=0."
+            f" importance {', '.join(sparse_importances())}, or scores with sparsity_reg=0."
         )
-    if reg > 0 and importance not in SPARSE_IMPORTANCES:
+    if reg > 0 and importance not in sparse_importances():
         raise UserError(
-            f"sparsity_reg needs a weight-magnitude importance ({', '.join(SPARSE_IMPORTANCES)}),"
+            f"sparsity_reg needs a weight-magnitude importance ({', '.join(sparse_importances())}),"
             f" got {importance!r}: the regulariser re-scores every group at each call, which"
             " Taylor criteria (no gradients then), bn_scale (ties, layers without BatchNorm)"
             " and random (new scores each call) cannot do; or set sparsity_reg=0."

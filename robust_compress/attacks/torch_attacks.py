@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robust_compress.models.state import preserved_state
+from robust_compress.threat import project
 
 
 @contextlib.contextmanager
@@ -92,7 +93,7 @@ def pgd_linf(
             x_adv = (x + noise * eps).clamp(0, 1)
         for _ in range(steps):
             x_adv = x_adv + step * _input_grad(model, x_adv, y).sign()
-            x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+            x_adv = project(x_adv, x, eps, "linf")
     return x_adv.detach()
 
 

@@ -20,24 +20,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from robust_compress.attacks.registry import ATTACKS, AttackContext, audit_order, meta
 from robust_compress.errors import UserError, suggest
-from robust_compress.threat import default_step
 
 log = logging.getLogger(__name__)
-
-ORDER: tuple[str, ...] = ("fgsm", "fgsm_rs", "pgd", "apgd_ce", "apgd_dlr", "square")
-"""Every attack the audit knows, in the order it runs them (cheap first)."""
-ALONE: frozenset[str] = frozenset({"fgsm", "fgsm_rs", "pgd"})
-"""Cheap attacks, run on every clean-correct example (their own figure is 'alone')."""
-GRADIENT: frozenset[str] = frozenset(ORDER) - {"square"}
-LABELS = {
-    "fgsm": "FGSM",
-    "fgsm_rs": "FGSM-RS",
-    "pgd": "PGD",
-    "apgd_ce": "APGD-CE",
-    "apgd_dlr": "APGD-DLR",
-    "square": "Square",
-}
 
 
 @dataclass(frozen=True)
@@ -83,9 +69,10 @@ class Target:
 
     def source(self, attack: str) -> str | None:
         """Where ``attack``'s figure comes from, or None when it cannot run on this target."""
+        black_box = not meta(attack, "gradient", True)
         if self.kind == "torch":
-            return "black-box torch" if attack == "square" else "white-box torch"
-        if attack == "square":
+            return "black-box torch" if black_box else "white-box torch"
+        if black_box:
             return "black-box onnx"
         return "transfer torch->onnx" if self.twin is not None else None
 
@@ -135,102 +122,67 @@ def ordered_attacks(attacks) -> list[str]:
     names = [attacks] if isinstance(attacks, str) else list(attacks)
     if not names:
         raise UserError("the audit needs at least one attack; e.g. --attacks pgd,square.")
+    order = audit_order()
     for name in names:
-        if name not in ORDER:
-            raise UserError(f"unknown audit attack {name!r}." + suggest(str(name), ORDER))
-    return [name for name in ORDER if name in names]
+        if name not in order:
+            raise UserError(f"unknown audit attack {name!r}." + suggest(str(name), order))
+    return [name for name in order if name in names]
 
 
 def attack_seed(seed: int, name: str, salt: int = 0) -> int:
     """A seed for one attack run, fixed by the audit seed, the attack and a salt."""
-    state = np.random.SeedSequence([seed, ORDER.index(name), salt]).generate_state(1)
+    state = np.random.SeedSequence([seed, audit_order().index(name), salt]).generate_state(1)
     return int(state[0] % 2**31)
 
 
-def settings(name: str, budget: AttackBudget, steps: int | None = None) -> dict:
+def audit_config(name: str, budget: AttackBudget, eps: float | None = None, **override):
+    """The config attack ``name`` runs with in this audit (``override``: steps, queries)."""
+    eps = budget.eps if eps is None else eps
+    return ATTACKS.entry(name).config.for_audit(name, budget, eps, **override)
+
+
+def settings(name: str, budget: AttackBudget) -> dict:
     """The budget one attack runs with, as plain data (for reports)."""
-    if name == "square":
-        return {"queries": budget.square_queries}
-    if name in ("fgsm", "fgsm_rs"):
-        return {}
-    if name == "pgd":
-        steps = steps or budget.pgd_steps
-        step = default_step("pgd", budget.eps, steps)
-        return {"steps": steps, "restarts": budget.pgd_restarts, "step": step}
-    return {"steps": budget.apgd_steps, "restarts": budget.pgd_restarts}
+    return audit_config(name, budget).report_settings()
 
 
 def craft(
     target: Target,
-    name: str,
+    cfg,
     x: Tensor,
     y: Tensor,
     budget: AttackBudget,
-    *,
-    eps: float | None = None,
-    steps: int | None = None,
-    queries: int | None = None,
     salt: int = 0,
     on_chunk: Callable[[int], None] | None = None,
 ) -> Tensor:
-    """Adversarial examples of attack ``name`` against ``target`` (chunks of ``batch_size``).
+    """Adversarial examples of the attack ``cfg`` describes against ``target``.
 
-    Gradient attacks run on ``target.twin``; Square queries ``target.predict`` (the ONNX
-    session itself for an ONNX target). ``eps``, ``steps`` and ``queries`` override the budget.
+    Runs in chunks of ``budget.batch_size``. Gradient attacks run on ``target.twin``;
+    score-based ones query ``target.predict`` for an ONNX target (the session itself) and the
+    twin otherwise. ``cfg`` comes from :func:`audit_config`.
     """
-    eps = budget.eps if eps is None else eps
-    seed = attack_seed(budget.seed, name, salt)
-    run = _runner(target, name, budget, eps, steps, queries, seed)
+    name = cfg.attack
+    if meta(name, "gradient", True) and target.twin is None:  # pragma: no cover - skipped
+        raise UserError(f"{name} needs a torch model to take gradients from.")
+    context = AttackContext(
+        norm=budget.norm,
+        seed=attack_seed(budget.seed, name, salt),
+        num_classes=budget.num_classes,
+        batch_size=budget.batch_size,
+    )
+    adversary = ATTACKS.get(name)(cfg, context)
+    black_box = not meta(name, "gradient", True)
+    scored = target.predict if black_box and target.kind == "onnx" else target.twin
     out = torch.empty_like(x)
-    for k, i in enumerate(range(0, len(x), budget.batch_size)):
+    for i in range(0, len(x), budget.batch_size):
+        chunk = slice(i, i + budget.batch_size)
         try:
-            out[i : i + budget.batch_size] = run(
-                x[i : i + budget.batch_size], y[i : i + budget.batch_size], k
-            )
+            out[chunk] = adversary.perturb(scored, x[chunk], y[chunk])
         except ValueError as exc:  # ART rejects some models, e.g. probability outputs
             raise UserError(f"the {name} attack cannot run on this model: {exc}") from None
         if on_chunk:
             on_chunk(min(i + budget.batch_size, len(x)))
     return out
-
-
-def _runner(target, name, budget, eps, steps, queries, seed) -> Callable:
-    from robust_compress.adapters.art.adversary import ArtAdversary, black_box_attack
-
-    queries = queries or budget.square_queries
-    if name == "square" and budget.norm == "linf":
-        from robust_compress.adapters.art.square import square_linf
-
-        scored = target.predict if target.kind == "onnx" else target.twin
-
-        def run_square(x: Tensor, y: Tensor, chunk: int) -> Tensor:
-            return square_linf(
-                scored, x, y, eps, queries, seed + chunk, budget.num_classes, budget.batch_size
-            )
-
-        return run_square
-    if name == "square" and target.kind == "onnx":
-
-        def run_blackbox(x: Tensor, y: Tensor, chunk: int) -> Tensor:
-            return black_box_attack(
-                target.predict, x, y, eps, budget.norm, queries, seed + chunk, budget.num_classes
-            )
-
-        return run_blackbox
-    if target.twin is None:  # pragma: no cover - callers skip these
-        raise UserError(f"{name} needs a torch model to take gradients from.")
-    default_steps = budget.pgd_steps if name == "pgd" else budget.apgd_steps
-    adversary = ArtAdversary(
-        name,
-        eps,
-        norm=budget.norm,
-        steps=steps or default_steps,
-        restarts=1 if name in ("fgsm", "square") else budget.pgd_restarts,
-        seed=seed,
-        queries=queries,
-        batch_size=budget.batch_size,
-    )
-    return lambda x, y, chunk: adversary.perturb(target.twin, x, y)
 
 
 def max_perturbation(x_adv: Tensor, x: Tensor, norm: str) -> float:

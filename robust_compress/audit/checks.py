@@ -9,7 +9,6 @@ The thresholds below are the documented ones (docs/audit.md).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 
 import torch
@@ -17,12 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robust_compress.attacks.torch_attacks import frozen_for_attack
-from robust_compress.audit.attacks import AttackBudget, Target, craft
+from robust_compress.audit.attacks import AttackBudget, Target, audit_config, craft
 
 log = logging.getLogger(__name__)
 
-SWEEP_SAMPLES = 200
-"""Examples (the first of the audited ones) the eps sweep and the 2x-steps check run on."""
 TOL_SINGLE_STEP = 0.01
 """PGD may be at most this much (1 point) less effective than FGSM."""
 TOL_BLACK_BOX = 0.01
@@ -35,10 +32,6 @@ TOL_DOUBLE_STEPS = 0.01
 """Doubling PGD's iterations may change its accuracy by at most 1 point (2 of 200 examples)."""
 ZERO_GRAD_MAX_SHARE = 0.05
 """At most 5% of the examples may have an all-zero (or non-finite) input gradient."""
-SWEEP_SQUARE_QUERIES = 300
-"""Square's queries per sweep point when no torch twin is there (ONNX file alone)."""
-SWEEP_EXTRA_SQUARE_QUERIES = 100
-"""Square's queries per sweep point when it only adds a curve beside PGD's (cost control)."""
 MIN_TWIN_AGREEMENT = 0.99
 """The deployed integer file must predict its fake-quant twin's class on 99% of the images
 (one disagreement is always allowed, so that a check on fewer than 100 images can pass)."""
@@ -60,70 +53,6 @@ def _skip(name: str, title: str, why: str) -> dict:
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
-
-
-def large_eps(eps: float, norm: str, numel: int) -> float:
-    """The sweep's large eps: every image in [0, 1] lies within it of the grey image 0.5."""
-    reach = 0.5 if norm == "linf" else 0.5 * math.sqrt(numel)
-    return max(reach, eps)
-
-
-def default_sweep(eps: float, norm: str, numel: int) -> list[float]:
-    """eps/4, eps/2, eps, 2 eps, ... while below 2/3 of the large eps, then the large eps."""
-    top = large_eps(eps, norm, numel)
-    sweep, k = [], -2
-    while eps * 2.0**k <= top / 1.5 or k <= 0:  # powers of two keep eps itself exact
-        sweep.append(eps * 2.0**k)
-        k += 1
-    return sorted({*(e for e in sweep if e < top), top})
-
-
-def sweep_attack(target: Target) -> str:
-    """PGD (white-box or transfer) when a torch twin exists, else Square on the ONNX file."""
-    return "pgd" if target.twin is not None else "square"
-
-
-def run_sweep(
-    target: Target,
-    x: Tensor,
-    y: Tensor,
-    clean: Tensor,
-    budget: AttackBudget,
-    eps_list: list[float],
-    say: Callable[[str], None],
-    attacks: list[str] | None = None,
-) -> list[dict]:
-    """Accuracy of each attack alone at each eps, on the first examples given.
-
-    The main sweep attack (:func:`sweep_attack`) always runs; ``attacks`` adds the rest of
-    the ensemble (only Square when there is no torch twin to take gradients from).
-    """
-    names = [sweep_attack(target)]
-    for name in attacks or []:
-        if name not in names and (target.twin is not None or name == "square"):
-            names.append(name)
-    rows = []
-    for i, name in enumerate(names):
-        cap = SWEEP_SQUARE_QUERIES if i == 0 else SWEEP_EXTRA_SQUARE_QUERIES
-        queries = min(budget.square_queries, cap) if name == "square" else None
-        rows += _sweep_one(target, name, x, y, clean, budget, eps_list, say, queries)
-    return rows
-
-
-def _sweep_one(target, name, x, y, clean, budget, eps_list, say, queries) -> list[dict]:
-    idx = clean.nonzero().squeeze(1)
-    rows = []
-    for e in eps_list:
-        say(f"eps sweep: {name} at eps {e:g} on {len(idx)} examples")
-        fooled = torch.zeros(len(y), dtype=torch.bool)
-        if len(idx):
-            adv = craft(target, name, x[idx], y[idx], budget, eps=e, queries=queries, salt=1)
-            fooled[idx] = ~target.correct(adv, y[idx], budget.batch_size)
-        acc = float((clean & ~fooled).float().mean())
-        rows.append(
-            {"eps": e, "accuracy": acc, "attack": name, "samples": len(y), "queries": queries}
-        )
-    return rows
 
 
 def check_threat_model(max_delta: float, max_out_of_box: float, eps: float, norm: str) -> dict:
@@ -216,7 +145,8 @@ def check_double_steps(
     for steps in ([budget.pgd_steps] if base is None else []) + [2 * budget.pgd_steps]:
         fooled = torch.zeros(len(y), dtype=torch.bool)
         if len(idx):
-            adv = craft(target, "pgd", x[idx], y[idx], budget, steps=steps, salt=1)
+            cfg = audit_config("pgd", budget, steps=steps)
+            adv = craft(target, cfg, x[idx], y[idx], budget, salt=1)
             fooled[idx] = ~target.correct(adv, y[idx], budget.batch_size)
         accs.append(float((clean & ~fooled).float().mean()))
     k_acc = base["accuracy"] if base is not None else accs[0]

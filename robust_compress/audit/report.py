@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from robust_compress.audit.attacks import LABELS
+from robust_compress.attacks.registry import label
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +20,14 @@ def _pct(value: float | None) -> str:
 def attack_label(name: str, entry: dict) -> str:
     """An attack's name with its budget, e.g. ``PGD-20 x2 restarts``."""
     s = entry.get("settings", {})
-    label = LABELS[name]
+    text = label(name)
     if "steps" in s and name != "fgsm_rs":
-        label += f"-{s['steps']}"
+        text += f"-{s['steps']}"
     if s.get("restarts", 1) > 1:
-        label += f" x{s['restarts']} restarts"
+        text += f" x{s['restarts']} restarts"
     if "queries" in s:
-        label += f" ({s['queries']} queries)"
-    return label
+        text += f" ({s['queries']} queries)"
+    return text
 
 
 def _attack_rows(result: dict) -> list[str]:
@@ -39,7 +39,7 @@ def _attack_rows(result: dict) -> list[str]:
     ]
     for name, e in result["per_attack"].items():
         if e.get("skipped"):
-            rows.append(f"| {LABELS[name]} | {e['source']} | - | - | not run | - |")
+            rows.append(f"| {label(name)} | {e['source']} | - | - | not run | - |")
             continue
         pool = "clean-correct" if e["mode"] == "alone" else "still robust"
         rows.append(
@@ -133,7 +133,7 @@ def audit_markdown(result: dict) -> str:
 
 def _sweep_label(attack: str, rows: list[dict]) -> str:
     queries = next((r.get("queries") for r in rows if r["attack"] == attack), None)
-    return f"{LABELS[attack]}-{queries}q" if queries else LABELS[attack]
+    return f"{label(attack)}-{queries}q" if queries else label(attack)
 
 
 def plot_sweep(result: dict, path: Path) -> Path | None:
@@ -178,7 +178,7 @@ def plot_sweep(result: dict, path: Path) -> Path | None:
 
 def write_outputs(result: dict, out_dir: Path) -> list[Path]:
     """Write ``audit.json``, ``audit.md`` and ``accuracy_vs_eps.png`` into ``out_dir``."""
-    from robust_compress.engine.runfolder import atomic_write_bytes
+    from robust_compress.files import atomic_write_bytes
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [

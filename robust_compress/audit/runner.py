@@ -13,7 +13,7 @@ gradient attacks are crafted on a torch twin (when one is given) and evaluated o
 
 Example::
 
-    result = run_audit(model, load_dataset("fashion-mnist", "test"), eps=0.1)
+    result = run_audit(model, load_dataset("fashion-mnist", "test"), AuditConfig(eps=0.1))
     print(result["robust"], result["passed"])
     print(result["markdown"])
 """
@@ -23,81 +23,64 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from robust_compress.attacks.registry import label, meta
 from robust_compress.audit import checks
+from robust_compress.audit import sweep as sweeps
 from robust_compress.audit.attacks import (
-    ALONE,
-    LABELS,
     AttackBudget,
     Target,
+    audit_config,
     craft,
     make_target,
     max_perturbation,
     ordered_attacks,
     settings,
 )
-from robust_compress.audit.options import check_sweep_values, make_budget
+from robust_compress.audit.options import (
+    AuditConfig,
+    check_sweep_values,
+    make_budget,
+)
 from robust_compress.data.datasets import TensorData
 from robust_compress.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ATTACKS: tuple[str, ...] = ("fgsm", "pgd", "apgd_ce", "apgd_dlr", "square")
 FORMAT = "robust-compress-audit/1"
 
 
 def run_audit(
     model: nn.Module | None,
     data: TensorData,
+    config: AuditConfig | None = None,
     *,
-    eps: float,
-    norm: str = "linf",
-    attacks: Sequence[str] = DEFAULT_ATTACKS,
-    samples: int = 1000,
-    pgd_steps: int = 20,
-    pgd_restarts: int = 1,
-    square_queries: int = 300,
-    eps_sweep: Sequence[float] = (),
-    sanity_checks: bool = True,
-    batch_size: int = 500,
-    seed: int = 0,
     onnx_path: Path | None = None,
     out_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
-    apgd_steps: int | None = None,
     deployed_file: Path | None = None,
+    **options,
 ) -> dict:
-    """Audit ``model`` (or the ONNX file ``onnx_path``) on the first ``samples`` of ``data``.
+    """Audit ``model`` (or the ONNX file ``onnx_path``) on the first ``config.samples`` of ``data``.
 
     Args:
         model: The torch model (on the CPU, returning logits), or None to audit an ONNX file
             alone. With ``onnx_path`` it is the ONNX file's torch twin (transfer attacks).
         data: The test set; its first ``samples`` examples are audited (deterministic).
-        eps: Radius of the threat model in pixel space (inputs in [0, 1]).
-        norm: ``linf`` or ``l2``.
-        attacks: Names among fgsm, fgsm_rs, pgd, apgd_ce, apgd_dlr, square (run in that order).
-        samples: Number of examples audited.
-        pgd_steps: Iterations of PGD (and of APGD unless ``apgd_steps`` is given).
-        pgd_restarts: Random restarts of PGD and APGD.
-        square_queries: Queries per example of the Square attack (300 by default, which
-            fits a CPU; see docs/audit.md for the measured costs).
-        eps_sweep: Extra eps values for the accuracy-vs-eps sweep (PGD on the first 200
-            examples); the sanity checks add eps/4 .. a large eps by default.
-        sanity_checks: Run the checks for weak attacks and gradient masking.
-        batch_size: Examples per attack call.
-        seed: Seed of every random choice; the same seed gives the same figures.
+        config: What the audit runs (:class:`~robust_compress.audit.options.AuditConfig`).
         onnx_path: Audit this ONNX file as deployed (ONNX Runtime).
         out_dir: Write ``audit.json``, ``audit.md`` and ``accuracy_vs_eps.png`` here.
         progress: Called with a short message before each phase.
-        apgd_steps: Iterations of APGD-CE and APGD-DLR (default ``pgd_steps``).
         deployed_file: The integer ONNX file exported from ``model`` (a fake-quant model):
             their top-1 agreement on the audited images becomes a check. An ONNX target with
             a torch twin gets that check without it.
+        **options: Instead of ``config``, its fields as keywords (``eps=0.1, samples=500``).
 
     Returns:
         Plain data (see docs/audit.md): ``robust``, ``clean``, ``samples``, ``per_attack``,
@@ -107,20 +90,22 @@ def run_audit(
         UserError: Bad options, an unknown attack, or nothing to audit.
     """
     start = time.perf_counter()
-    budget = make_budget(
-        data, eps, norm, pgd_steps, pgd_restarts, apgd_steps, square_queries, batch_size, seed
+    if config is not None and options:
+        raise UserError("give run_audit a config or keyword options, not both.")
+    config = config if config is not None else AuditConfig.from_options(options)
+    plan = _Plan(
+        names=ordered_attacks(config.attacks),
+        budget=make_budget(data, config),
+        sweep_extra=check_sweep_values(config.eps_sweep, config.norm),
+        samples=config.samples,
+        sanity=config.sanity_checks,
+        say=_say(progress),
     )
-    names = ordered_attacks(attacks)
-    sweep_extra = check_sweep_values(eps_sweep, norm)
-    if not isinstance(samples, int) or samples < 1:
-        raise UserError(f"samples must be a positive integer, got {samples!r}.")
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, nn.Module) else []
     target = make_target(model, onnx_path)
-    pair = _twin_pair(target, deployed_file)
+    plan.pair = _twin_pair(target, deployed_file)
     try:
-        result = _audit(
-            target, data, names, samples, budget, sweep_extra, sanity_checks, _say(progress), pair
-        )
+        result = _audit(target, data, plan)
     finally:
         for module, mode in modes:  # each submodule's own mode, not model.train(mode)
             module.training = mode
@@ -140,6 +125,19 @@ def run_audit(
     return result
 
 
+@dataclass
+class _Plan:
+    """An audit's validated settings, as :func:`_audit` runs them."""
+
+    names: list[str]
+    budget: AttackBudget
+    sweep_extra: list[float]
+    samples: int
+    sanity: bool
+    say: Callable[[str], None]
+    pair: tuple | None = None
+
+
 def _twin_pair(target: Target, deployed_file: Path | None) -> tuple | None:
     """(fake-quant twin, file predictor) whose agreement the audit checks, or None."""
     if deployed_file is not None:
@@ -151,27 +149,26 @@ def _twin_pair(target: Target, deployed_file: Path | None) -> tuple | None:
     return None
 
 
-def _audit(target, data, names, samples, budget, sweep_extra, sanity, say, pair) -> dict:
-    n = min(samples, len(data))
+def _audit(target: Target, data: TensorData, plan: _Plan) -> dict:
+    budget, say = plan.budget, plan.say
+    n = min(plan.samples, len(data))
     x = data.x[:n].detach().to(torch.float32).contiguous()
     y = data.y[:n].detach().long()
     say(f"clean accuracy on {n} examples")
     clean = target.correct(x, y, budget.batch_size)
-    ens = run_ensemble(target, names, x, y, clean, budget, say)
+    ens = run_ensemble(target, plan.names, x, y, clean, budget, say)
     sweep, found = [], []
-    if sanity or sweep_extra:
+    if plan.sanity or plan.sweep_extra:
         numel = math.prod(x.shape[1:])
-        eps_list = sorted(
-            {*sweep_extra, budget.eps}
-            | (set(checks.default_sweep(budget.eps, budget.norm, numel)) if sanity else set())
-        )
-        m = min(checks.SWEEP_SAMPLES, n)
-        sweep = checks.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say, names)
-    if sanity:
+        defaults = sweeps.default_sweep(budget.eps, budget.norm, numel) if plan.sanity else []
+        eps_list = sorted({*plan.sweep_extra, budget.eps, *defaults})
+        m = min(sweeps.SWEEP_SAMPLES, n)
+        sweep = sweeps.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say, plan.names)
+    if plan.sanity:
         found = _checks(target, ens, sweep, x, y, clean, budget, say)
-    if pair is not None:
+    if plan.pair is not None:
         say(f"agreement of the integer file with its fake-quant twin on {n} examples")
-        found.append(checks.check_twin_agreement(*pair, x, y, budget.batch_size))
+        found.append(checks.check_twin_agreement(*plan.pair, x, y, budget.batch_size))
     return {
         "format": FORMAT,
         "target": target.describe(),
@@ -186,12 +183,12 @@ def _audit(target, data, names, samples, budget, sweep_extra, sanity, say, pair)
         "clean_correct": int(clean.sum()),
         "robust": float(ens["robust"].float().mean()),
         "robust_count": int(ens["robust"].sum()),
-        "attacks": names,
+        "attacks": plan.names,
         "per_attack": ens["per_attack"],
         "budget": {k: getattr(budget, k) for k in budget.__dataclass_fields__},
         "eps_sweep": sweep,
         "checks": found,
-        "sanity_checks": bool(sanity),
+        "sanity_checks": bool(plan.sanity),
         "passed": all(c["passed"] for c in found),
         "robust_mask": "".join("1" if v else "0" for v in ens["robust"].tolist()),
     }
@@ -208,8 +205,9 @@ def run_ensemble(
 ) -> dict:
     """Run the attacks in order; return the robust mask and the per-attack figures.
 
-    Attacks in :data:`ALONE` run on every clean-correct example (their ``accuracy`` is their
-    own); the others run on the examples still robust (their ``accuracy`` is cumulative).
+    Attacks whose registry entry says ``alone`` run on every clean-correct example (their
+    ``accuracy`` is their own); the others run on the examples still robust (their
+    ``accuracy`` is cumulative).
     """
     import robust_compress.adapters.art.adversary  # noqa: F401 - import ART before timing
 
@@ -227,13 +225,13 @@ def run_ensemble(
                 "source": "not run: no torch twin",
             }
             continue
-        mode = "alone" if name in ALONE else "cumulative"
+        mode = "alone" if meta(name, "alone", False) else "cumulative"
         idx = (clean if mode == "alone" else robust).nonzero().squeeze(1)
-        say(f"{LABELS[name]} ({source}) on {len(idx)} examples")
+        say(f"{label(name)} ({source}) on {len(idx)} examples")
         t0 = time.perf_counter()
         fooled = torch.zeros(n, dtype=torch.bool)
         if len(idx):
-            adv = craft(target, name, x[idx], y[idx], budget)
+            adv = craft(target, audit_config(name, budget), x[idx], y[idx], budget)
             worst_delta = max(worst_delta, max_perturbation(adv, x[idx], budget.norm))
             worst_box = max(worst_box, float((adv - adv.clamp(0, 1)).abs().max()))
             fooled[idx] = ~target.correct(adv, y[idx], budget.batch_size)
@@ -269,8 +267,8 @@ def run_ensemble(
 
 
 def _checks(target, ens, sweep, x, y, clean, budget, say) -> list[dict]:
-    n, m = len(y), min(checks.SWEEP_SAMPLES, len(y))
-    large = checks.large_eps(budget.eps, budget.norm, math.prod(x.shape[1:]))
+    n, m = len(y), min(sweeps.SWEEP_SAMPLES, len(y))
+    large = sweeps.large_eps(budget.eps, budget.norm, math.prod(x.shape[1:]))
     base = next((r for r in sweep if r["eps"] == budget.eps and r["attack"] == "pgd"), None)
     say(f"sanity checks: PGD-{2 * budget.pgd_steps} on {m} examples, input gradients")
     found = [

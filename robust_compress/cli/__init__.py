@@ -1,1 +1,1 @@
-"""cli."""
+"""The ``robust-compress`` command: thin commands over the public API."""

@@ -36,7 +36,7 @@ def print_result(label: str, result: dict) -> None:
     """Print one audit as rich tables; failed checks in red."""
     from rich.table import Table
 
-    from robust_compress.audit.attacks import LABELS
+    from robust_compress.attacks.registry import label
     from robust_compress.audit.report import attack_label
 
     n = result["samples"]
@@ -46,7 +46,7 @@ def print_result(label: str, result: dict) -> None:
     table.add_row("none (clean)", result["target_kind"], str(n), "-", f"{result['clean']:.1%}", "-")
     for name, e in result["per_attack"].items():
         if e.get("skipped"):
-            table.add_row(LABELS[name], e["source"], "-", "-", "not run", "-")
+            table.add_row(label(name), e["source"], "-", "-", "not run", "-")
             continue
         pool = "clean-correct" if e["mode"] == "alone" else "still robust"
         table.add_row(
@@ -131,6 +131,7 @@ def register(app) -> None:
         quiet: Annotated[bool, Opt(help="No progress messages.")] = False,
     ) -> None:
         """Audit a model: attack ensemble, per-example worst case, and sanity checks."""
+        from robust_compress.audit.options import AuditConfig
         from robust_compress.audit.runner import run_audit
         from robust_compress.engine.loading import resolve_subject
 
@@ -140,6 +141,20 @@ def register(app) -> None:
         for note in plan.notes:
             console.print(f"note: {note}", style="yellow", markup=False)
         out_root = out if out is not None else plan.out_dir
+        config = AuditConfig(
+            eps=eps if eps is not None else plan.eps or 0.1,
+            norm=norm or plan.norm or "linf",
+            attacks=_names(attacks),
+            samples=samples,
+            pgd_steps=pgd_steps,
+            pgd_restarts=pgd_restarts,
+            apgd_steps=apgd_steps,
+            square_queries=square_queries,
+            eps_sweep=sweep,
+            sanity_checks=sanity_checks,
+            batch_size=batch_size,
+            seed=seed,
+        )
         failed = 0
         for subject in plan.subjects:
             folder = None
@@ -150,18 +165,7 @@ def register(app) -> None:
                 result = run_audit(
                     subject.model,
                     plan.data,
-                    eps=eps if eps is not None else plan.eps or 0.1,
-                    norm=norm or plan.norm or "linf",
-                    attacks=_names(attacks),
-                    samples=samples,
-                    pgd_steps=pgd_steps,
-                    pgd_restarts=pgd_restarts,
-                    apgd_steps=apgd_steps,
-                    square_queries=square_queries,
-                    eps_sweep=sweep,
-                    sanity_checks=sanity_checks,
-                    batch_size=batch_size,
-                    seed=seed,
+                    config,
                     onnx_path=subject.onnx_path,
                     out_dir=folder,
                     progress=status.update if status else None,

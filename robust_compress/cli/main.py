@@ -136,12 +136,24 @@ def schema() -> None:
 
 @app.command(name="list")
 @guarded
-def list_() -> None:
-    """List models, datasets, attacks, importance criteria and stages."""
-    from robust_compress.cli.run import catalogue
+def list_(
+    markdown: Annotated[
+        bool, Opt(help="Print the tables of docs/recipes.md instead (generated from this).")
+    ] = False,
+) -> None:
+    """List what a recipe can name: models, datasets, attacks, criteria, methods, stages."""
+    from robust_compress.catalogue import EXTENSION_POINTS
+    from robust_compress.catalogue import markdown as tables
 
-    for kind, names in catalogue().items():
-        stdout.print(f"[bold]{kind}[/]: {', '.join(names)}")
+    if markdown:
+        print(tables(), end="")
+        return
+    for point in EXTENSION_POINTS:
+        stdout.print(f"[bold]{point.title}[/]", markup=True)
+        for entry in point.load().entries():
+            name = point.prefix + entry.name
+            stdout.print(f"  {name:<20} {entry.description}", markup=False)
+    stdout.print("[bold]train methods[/]: natural, fgsm_rs, pgd, trades", markup=True)
 
 
 @app.command()

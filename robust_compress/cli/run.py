@@ -77,7 +77,9 @@ def _restore(session, folder_path: Path) -> None:
     from robust_compress.training import distributed
 
     if session.out is None:  # another rank: read rank 0's files, write nothing
-        session.out = distributed.ReadOnlyFolder(folder_path)
+        from robust_compress.engine.runfolder import ReadOnlyFolder
+
+        session.out = ReadOnlyFolder(folder_path)
         try:
             session_state.restore_latest(session)
         finally:
@@ -88,7 +90,9 @@ def _restore(session, folder_path: Path) -> None:
 
 
 def _check_same_recipe(resolved: Path, now: str, parse_recipe) -> None:
-    before = parse_recipe(resolved.read_text(), source=str(resolved))
+    from robust_compress.recipe.loader import load_run_recipe
+
+    before = load_run_recipe(resolved)
     if before != parse_recipe(now, source="<recipe>"):
         raise UserError(
             f"the recipe differs from the one this run started with ({resolved}); resume with "
@@ -113,27 +117,6 @@ def validate_recipe(path: Path, overrides: list[str]) -> list[str]:
     lines = [f"{path}: warning: {w}" for w in warnings]
     kinds = ", ".join(s.kind for s in recipe.stages)
     return [*lines, f"{path}: ok ({recipe.name}: {len(recipe.stages)} stages: {kinds})"]
-
-
-def catalogue() -> dict[str, list[str]]:
-    """Names a recipe can use, by kind (read without importing any adapter's library)."""
-    from robust_compress.data.datasets import DATASETS
-    from robust_compress.models.specs import BUILTINS
-    from robust_compress.recipe.schema import STAGE_TYPES, AdversaryConfig, AuditStage, PruneStage
-
-    def literal(model, field):
-        return list(model.model_fields[field].annotation.__args__)
-
-    return {
-        "models": [f"builtin:{n}" for n in BUILTINS.names()] + ["torchvision:NAME", "py:mod:fn"],
-        "datasets": DATASETS.names(),
-        "attacks (training)": literal(AdversaryConfig, "attack"),
-        "attacks (audit)": sorted({a for a in AuditStage().attacks}),
-        "importance criteria": literal(PruneStage, "importance"),
-        "prune methods": literal(PruneStage, "method"),
-        "stages": list(STAGE_TYPES),
-        "train methods": ["natural", "fgsm_rs", "pgd", "trades"],
-    }
 
 
 def export_checkpoint(checkpoint: Path, out: Path, force: bool) -> float:

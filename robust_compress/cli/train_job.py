@@ -8,11 +8,12 @@ from pathlib import Path
 
 import torch
 
+from robust_compress.attacks.adversaries import TorchPGD, make_adversary
 from robust_compress.data.datasets import load_dataset
 from robust_compress.engine.checkpoint import save_model
 from robust_compress.errors import UserError
 from robust_compress.models.specs import build_model, count_params
-from robust_compress.training.loop import TorchPGD, TrainConfig, evaluate, make_adversary, train
+from robust_compress.training.loop import TrainConfig, evaluate, train
 
 log = logging.getLogger(__name__)
 

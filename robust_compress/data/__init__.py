@@ -1,1 +1,1 @@
-"""data."""
+"""Datasets by name (Fashion-MNIST, synthetic, plugins') as ``TensorData``."""

@@ -1,1 +1,1 @@
-"""engine."""
+"""The engine: ``Session`` runs a recipe's stages; checkpoints, resume, run folders, hooks."""

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robust_compress.engine.runfolder import atomic_write_bytes
 from robust_compress.errors import CheckpointError, UserError
+from robust_compress.files import atomic_write_bytes
 from robust_compress.models.specs import build_model
 from robust_compress.safe_load import safe_torch_load
 

@@ -94,14 +94,14 @@ def _run_folder(path: Path, data: str | None, data_root: Path | None, onnx: bool
     from robust_compress.engine import state as session_state
     from robust_compress.engine.runfolder import RunFolder
     from robust_compress.engine.session import Session
-    from robust_compress.recipe.loader import load_recipe
+    from robust_compress.recipe.loader import load_run_recipe
 
     if not (path / RESOLVED).is_file():
         raise UserError(
             f"{path} is a folder but not a robust-compress run folder (no {RESOLVED}); give a "
             "run folder made by `robust-compress run`, a checkpoint file or an ONNX file."
         )
-    recipe = load_recipe(path / RESOLVED)
+    recipe = load_run_recipe(path / RESOLVED)
     session = Session(recipe, RunFolder(path, resume=True))
     session.setup()
     if not session_state.restore_latest(session):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from robust_compress.training.loop import TorchPGD, evaluate
+from robust_compress.attacks.adversaries import TorchPGD
+from robust_compress.training.loop import evaluate
 
 QUICK_SAMPLES = 1000
 QUICK_STEPS = 10

@@ -7,42 +7,16 @@ robust-compress run (it has ``manifest.json``); any other non-empty folder is re
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from robust_compress.errors import CheckpointError, UserError
+from robust_compress.errors import CheckpointError, RunError, UserError
+from robust_compress.files import atomic_write_bytes, sha256
+from robust_compress.training import distributed
 
 MANIFEST = "manifest.json"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class RunFolder:
@@ -138,4 +112,29 @@ def _refuse_package_dir(path: Path) -> None:
         raise UserError(
             f"--out {path} lies inside the installed package ({PACKAGE_DIR}); choose a folder "
             "outside it, e.g. runs/NAME."
+        )
+
+
+class ReadOnlyFolder(RunFolder):
+    """Rank 0's run folder as another rank sees it: read and verified, never written.
+
+    Args:
+        path: The run folder rank 0 claimed.
+    """
+
+    def __init__(self, path: str | Path):  # no claim: rank 0 owns the folder
+        self.path = Path(path).resolve()
+        self.checkpoints = self.path / "checkpoints"
+        self.plots = self.path / "plots"
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Refuse: only rank 0 writes files."""
+        raise RunError(
+            f"rank {distributed.rank()} tried to write {name}; only rank 0 writes the run folder."
+        )
+
+    def record(self, path: Path) -> None:
+        """Refuse: only rank 0 writes the manifest."""
+        raise RunError(
+            f"rank {distributed.rank()} tried to record {path}; only rank 0 writes the manifest."
         )

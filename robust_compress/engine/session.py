@@ -33,7 +33,9 @@ from robust_compress.engine.hooks import HookList, Hooks
 from robust_compress.engine.runfolder import RunFolder
 from robust_compress.errors import UserError
 from robust_compress.models.specs import build_model, load_weights
+from robust_compress.stages.contract import Progress
 from robust_compress.training import distributed
+from robust_compress.training.trades import trades_for
 
 log = logging.getLogger(__name__)
 MAIN_ONLY = ("export", "audit")  # under torchrun, rank 0 alone runs these (and measures)
@@ -69,7 +71,9 @@ class Session:
         self.stage_index = 0
         self.epoch = 0
         self.records: list[dict] = []
-        self.extra: dict = {}
+        self.progress = Progress()
+        self.results: dict[str, dict] = {}  # report sections by name (StageResult)
+        self.holdout: TensorData | None = None
         self.train_data: TensorData | None = None
         self.test_data: TensorData | None = None
         self._pruner = None
@@ -100,7 +104,7 @@ class Session:
         if d.holdout:
             if d.holdout >= len(train):
                 raise UserError(f"data.holdout {d.holdout} leaves no training data.")
-            self.extra["holdout"] = train.subset(None, len(train) - d.holdout)
+            self.holdout = train.subset(None, len(train) - d.holdout)
             train = train.subset(len(train) - d.holdout)
         self.train_data = train.subset(d.train_subset) if d.train_subset else train
 
@@ -160,11 +164,13 @@ class Session:
             stage = stages[self.stage_index]
             label = f"{self.stage_index}:{stage.kind}"
             start = time.perf_counter()
-            seconds_before = self.extra.get("partial_seconds", 0.0)
+            seconds_before = self.progress.seconds
             if stage.kind in MAIN_ONLY and not distributed.is_main():
                 log.debug("stage %s runs on rank 0 only", label)
             else:
-                STAGES.get(stage.kind)(self, stage, label)
+                result = STAGES.get(stage.kind)(self, stage, label)
+                if result is not None:
+                    self.results[result.section] = result.data
             if stage.kind in MODEL_UNCHANGED and self.records:  # same model: same figures
                 record = {**self.records[-1], "name": label, "kind": stage.kind}
             else:
@@ -173,7 +179,7 @@ class Session:
             self.records.append(record)
             self.stage_index += 1
             self.epoch = 0
-            self.extra["partial_seconds"] = 0.0
+            self.progress = Progress()
             self.checkpoint()
             distributed.barrier()
             self.hooks.on_stage_end(label, record)
@@ -216,14 +222,24 @@ class Session:
     def _fresh_model(self) -> nn.Module:
         return build_model(self.recipe.model.spec, self.num_classes, self.input_shape[0])
 
-    def adversary_for(self, index: int, cfg, method: str | None = None):
-        """The (cached) adversary of stage ``index`` built from its adversary block."""
+    def adversary_for(self, index: int, cfg=None):
+        """The (cached) adversary of stage ``index``: its adversary block, or ``cfg``.
+
+        A ``trades`` train stage gets its TRADES loss, a ``natural`` one None. The recipe
+        resolved every adversary when it loaded, so no default is chosen here.
+        """
         if index not in self._adversaries:
-            seed = self.recipe.seed * 1000 + index
-            beta = getattr(self.recipe.stages[index], "trades_beta", 6.0)
-            self._adversaries[index] = build_adversary(
-                cfg, self.recipe.threat.norm, seed, method, beta
-            )
+            stage = self.recipe.stages[index]
+            cfg = cfg if cfg is not None else getattr(stage, "adversary", None)
+            method = getattr(stage, "method", None) if stage.kind == "train" else None
+            norm, seed = self.recipe.threat.norm, self.recipe.seed * 1000 + index
+            if cfg is None or method == "natural":
+                adversary = None
+            elif method == "trades":
+                adversary = trades_for(cfg, norm, stage.trades_beta)
+            else:
+                adversary = build_adversary(cfg, norm, seed)
+            self._adversaries[index] = adversary
         return self._adversaries[index]
 
     def _first(self, kind: str) -> tuple[int, object]:
@@ -235,14 +251,14 @@ class Session:
     def adversarial_batch(self, x: Tensor, y: Tensor, kind: str = "train") -> Tensor:
         """Adversarial examples for ``(x, y)`` from the first ``kind`` stage's adversary."""
         index, stage = self._first(kind)
-        adversary = self.adversary_for(index, stage.adversary, getattr(stage, "method", None))
+        adversary = self.adversary_for(index)
         if adversary is None or not hasattr(adversary, "perturb"):
             return x
         return adversary.perturb(self.model, x, y)
 
     def pruning_step(self) -> bool:
         """Take the first prune stage's next pruning step; True when shapes changed."""
-        from robust_compress.stages.prune import make_pruner
+        from robust_compress.pruning.magnitude import make_pruner
 
         if self._pruner is None:
             index, stage = self._first("prune")

@@ -13,6 +13,7 @@ import logging
 import torch
 
 from robust_compress.errors import CheckpointError, UserError
+from robust_compress.stages.contract import Progress, from_old_extra
 
 log = logging.getLogger(__name__)
 FORMAT = "robust-compress-run/1"
@@ -38,14 +39,11 @@ def _payload(session, optimizer, seconds: float) -> dict:
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "dense": session.dense_state,
         "records": session.records,
-        "extra": {k: v for k, v in session.extra.items() if _plain(v)},
+        "progress": session.progress.to_plain(),
+        "results": session.results,
         "generators": _generator_states(session),
         "torch_rng": torch.get_rng_state(),
     }
-
-
-def _plain(value) -> bool:
-    return isinstance(value, int | float | str | bool | dict | list | type(None))
 
 
 def _generator_states(session) -> dict:
@@ -94,12 +92,14 @@ def restore_latest(session) -> bool:
     _restore_model(session, payload)
     session.stage_index, session.epoch = payload["stage_index"], payload["epoch"]
     session.dense_state, session.records = payload["dense"], list(payload["records"])
-    session.extra.update(payload["extra"])
-    if payload["optimizer"] is not None:
-        session.extra["optimizer_state"] = payload["optimizer"]
+    if "extra" in payload:  # written before the typed stage contract
+        session.progress, session.results = from_old_extra(payload["extra"])
+    else:
+        session.progress = Progress.from_plain(payload["progress"])
+        session.results = dict(payload["results"])
+    session.progress.optimizer_state = payload["optimizer"]
     torch.set_rng_state(payload["torch_rng"])
-    session.extra["generator_states"] = payload["generators"]
-    _restore_generators(session)
+    _restore_generators(session, payload["generators"])
     log.info("resumed at stage %d, epoch %d", session.stage_index, session.epoch)
     return True
 
@@ -134,14 +134,10 @@ def _refuse_full_range_int8(config: dict) -> None:
         )
 
 
-def _restore_generators(session) -> None:
+def _restore_generators(session, generator_states: dict) -> None:
     """Rebuild the adversaries of stages already begun and set their generators' state."""
-    stages = session.recipe.stages
-    for index, state in session.extra.pop("generator_states", {}).items():
-        stage = stages[int(index)]
-        adversary = session.adversary_for(
-            int(index), stage.adversary, getattr(stage, "method", None)
-        )
+    for index, state in generator_states.items():
+        adversary = session.adversary_for(int(index))
         gen = getattr(adversary, "generator", None)
         if isinstance(gen, torch.Generator):
             gen.set_state(state)

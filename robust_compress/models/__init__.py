@@ -1,1 +1,1 @@
-"""models."""
+"""Models: model specs (``builtin:``, ``torchvision:``, ``py:``), layer names, state restoring."""

@@ -11,7 +11,11 @@ from torch import nn
 
 @contextlib.contextmanager
 def preserved_state(
-    model: nn.Module, *, eval_mode: bool = False, requires_grad: bool | None = None
+    model: nn.Module,
+    *,
+    eval_mode: bool = False,
+    requires_grad: bool | None = None,
+    keep_grads: bool = False,
 ) -> Iterator[nn.Module]:
     """Change ``model``'s mode and gradient flags inside the block; restore both on exit.
 
@@ -23,9 +27,12 @@ def preserved_state(
         eval_mode: Put every module in eval mode inside the block.
         requires_grad: Set every parameter's ``requires_grad`` inside the block (True also
             enables autograd there); None leaves the flags alone.
+        keep_grads: Also give every parameter back its ``.grad`` (the same tensor object, or
+            None); libraries such as ART overwrite them.
     """
     modes = {m: m.training for m in model.modules()}
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    grads = {n: p.grad for n, p in model.named_parameters()} if keep_grads else None
     if eval_mode:
         model.eval()
     if requires_grad is not None:
@@ -40,3 +47,5 @@ def preserved_state(
             m.training = mode
         for n, p in model.named_parameters():
             p.requires_grad_(flags.get(n, True))
+            if grads is not None:
+                p.grad = grads.get(n)

@@ -11,7 +11,12 @@ copy) and a scaled dual ``U``:
 
 After the ADMM epochs, the filters outside the support of ``Z`` are removed for real (the
 Torch-Pruning adapter ranks channels by :meth:`Admm.filter_scores`), and the smaller model is
-retrained adversarially. Plain torch only.
+retrained adversarially.
+
+:func:`run` is the prune stage's ``admm`` method: ``admm_epochs`` epochs under the stage's
+adversary with the penalty (Z/U updates every ``admm_every`` epochs), the hard prune, then
+``finetune_epochs`` of retraining. The ADMM state resumes from
+``session.progress.method_state["admm"]``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from robust_compress.pruning.hydra import keep_count
+from robust_compress.pruning.masks import keep_count
+from robust_compress.pruning.session_ops import fit_phases, prune_by_scores, scored_layers
+from robust_compress.training.fit import FitHooks
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +108,59 @@ class Admm:
         """Restore what :meth:`state` returned."""
         self.z, self.u = dict(state["z"]), dict(state["u"])
         self.rho, self.updates = float(state["rho"]), int(state["updates"])
+
+
+class _AdmmSchedule:
+    """ADMM epochs (penalty, Z/U updates every ``admm_every``), then the hard prune."""
+
+    def __init__(self, session, stage):
+        self.session, self.stage = session, stage
+        self.admm = None
+        saved = session.progress.method_state
+        if session.epoch == 0 or "admm" in saved:  # else: resumed after the prune
+            layers = scored_layers(session, stage)
+            self.admm = Admm(layers, stage.ratio, stage.admm_rho, stage.admm_rho_growth)
+            if session.epoch > 0:
+                self.admm.load_state(saved["admm"])
+            saved["admm"] = self.admm.state()
+
+    def penalty(self, epoch: int):
+        """The ADMM penalty during the ADMM epochs, none after."""
+        return self.admm.penalty if epoch < self.stage.admm_epochs else None
+
+    def before_epoch(self, epoch: int) -> bool:
+        """Z/U updates; the hard prune at the end of the ADMM epochs (True: shapes changed)."""
+        stage = self.stage
+        if self.admm is None or epoch == 0 or epoch > stage.admm_epochs:
+            return False
+        if epoch % stage.admm_every == 0 and epoch < stage.admm_epochs:
+            self.admm.update()
+            self.session.progress.method_state["admm"] = self.admm.state()
+        if epoch < stage.admm_epochs:
+            return False
+        self.hard_prune()
+        return True
+
+    def hard_prune(self) -> None:
+        """A last Z/U update, then remove the filters outside the support of Z, for real."""
+        residual = self.admm.update()
+        prune_by_scores(self.session, self.stage, self.admm.filter_scores(), "admm")
+        self.session.progress.method_state.pop("admm", None)
+        self.session.results["prune"]["admm"] = {
+            "epochs": self.stage.admm_epochs,
+            "updates": self.admm.updates,
+            "final_rho": self.admm.rho,
+            "residual_before_prune": residual,
+        }
+        self.admm = None
+
+
+def run(session, stage, label: str) -> None:
+    """ADMM concurrent adversarial pruning, then masked (here: shrunk) adversarial retraining."""
+    schedule = _AdmmSchedule(session, stage)
+    phases = [stage.admm_epochs] + ([stage.finetune_epochs] if stage.finetune_epochs else [])
+    hooks = FitHooks(before_epoch=schedule.before_epoch, penalty=schedule.penalty)
+    fit_phases(session, stage, label, phases, hooks)
+    if schedule.admm is not None:  # no retraining epochs: prune at the very end
+        schedule.hard_prune()
+    session.model.eval()

@@ -4,17 +4,32 @@ Frankle and Carbin (ICLR 2019) find sparse "winning tickets": train, remove the 
 weights, rewind the survivors to their early values and train again, for several rounds.
 Here every round trains adversarially. Pruning is unstructured and per layer: after round
 ``r`` of ``R``, each prunable layer keeps ``(1 - ratio) ** (r / R)`` of its weights (the
-largest by magnitude among those still alive). Plain torch only.
+largest by magnitude among those still alive).
+
+:func:`run` is the prune stage's ``lottery`` method: ``rounds`` rounds of ``round_epochs``
+epochs under the stage's adversary, each ending in a prune and a rewind to the weights of
+``rewind_epoch`` (or, with ``reinit``, after the last round, to a fresh random initialisation:
+the control), then one more round trains the ticket. The masks and the rewind point resume
+from ``session.progress.method_state["lottery"]``.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import torch
 from torch import Tensor, nn
 
-from robust_compress.pruning.hydra import keep_count
+from robust_compress.pruning.masks import (
+    apply_masks,
+    finish_unstructured,
+    keep_count,
+    prunable_layers,
+    remove_masks,
+)
+from robust_compress.pruning.session_ops import fit_phases, head_of, reinitialize, sparse_report
+from robust_compress.training.fit import FitHooks
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +79,59 @@ def sparsity(masks: dict[str, Tensor]) -> float:
     """Fraction of masked-out weights over all masked layers."""
     total = sum(m.numel() for m in masks.values())
     return 1.0 - sum(int(m.sum()) for m in masks.values()) / max(total, 1)
+
+
+class _Lottery:
+    """Rounds of (adversarial) training, magnitude pruning and rewinding, with resume."""
+
+    def __init__(self, session, stage):
+        self.session, self.stage = session, stage
+        self.layers = prunable_layers(session.model, head_of(session))
+        self.state = session.progress.method_state.setdefault(
+            "lottery", {"masks": {}, "rewind": None}
+        )
+        self.handles = self._apply()  # after a resume: the masks of the rounds done
+
+    def before_epoch(self, epoch: int) -> bool:
+        """Snapshot the rewind point; at each round's end prune and rewind (True: rebuild)."""
+        stage, state = self.stage, self.state
+        if epoch == stage.rewind_epoch and state["rewind"] is None:
+            state["rewind"] = snapshot(self.session.model)
+        if epoch == 0 or epoch % stage.round_epochs:
+            return False
+        done = epoch // stage.round_epochs
+        ratio = round_ratio(stage.ratio, done, stage.rounds)
+        remove_masks(self.layers, self.handles)
+        state["masks"] = magnitude_masks(self.layers, state["masks"], ratio)
+        last = done == stage.rounds
+        source = self._random_state() if stage.reinit and last else state["rewind"]
+        rewind(self.session.model, source, state["masks"])
+        self.handles = self._apply()
+        log.info("lottery round %d/%d: %.1f%% sparse", done, stage.rounds, 100 * ratio)
+        return True
+
+    def _random_state(self) -> dict:
+        """The control's weights (``reinit``): a fresh random initialisation of the model."""
+        other = copy.deepcopy(self.session.model)
+        reinitialize(other, self.session.recipe.seed * 7 + 1000 + self.session.stage_index)
+        return snapshot(other)
+
+    def _apply(self) -> list:
+        return apply_masks({self.layers[n]: m for n, m in self.state["masks"].items()})
+
+    def finish(self) -> float:
+        """Remove the hooks, zero the pruned weights a last time; return the sparsity."""
+        masks = self.state["masks"]
+        finish_unstructured({n: self.layers[n] for n in masks}, self.handles)
+        return sparsity(masks)
+
+
+def run(session, stage, label: str) -> None:
+    """Iterative magnitude pruning with rewinding, every round trained adversarially."""
+    ticket = _Lottery(session, stage)
+    rounds = [stage.round_epochs] * (stage.rounds + 1)  # R pruning rounds, then the ticket
+    fit_phases(session, stage, label, rounds, FitHooks(before_epoch=ticket.before_epoch))
+    result = ticket.finish()
+    session.progress.method_state.pop("lottery", None)
+    sparse_report(session, "lottery", stage, result, rounds=stage.rounds)
+    session.model.eval()

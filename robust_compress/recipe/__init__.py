@@ -1,1 +1,1 @@
-"""recipe."""
+"""Recipes: the YAML front end (schema, positions, errors, ``${var}``, ``--set``, checks)."""

@@ -92,8 +92,8 @@ def check_against_model(recipe: Recipe, model: nn.Module) -> Messages:
     for i, stage in enumerate(recipe.stages):
         path = f"stages.{i}.{stage.kind}"
         if stage.kind == "prune":
-            errors.extend(_ignore_errors(path, stage.ignore, names))
-        elif stage.kind == "quantize" and stage.weight_bits < 4:
+            errors.extend(_ignore_errors(path, getattr(stage, "ignore", []), names))
+        elif stage.kind == "quantize" and getattr(stage, "weight_bits", 8) < 4:
             warnings.append(
                 f"{path}.weight_bits: {stage.weight_bits}-bit weights may make robust "
                 "accuracy collapse (in our experience it holds up at 4 bits and above)"

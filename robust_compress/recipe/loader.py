@@ -142,6 +142,59 @@ def parse_recipe(text: str, source: str = "<string>", overrides: Sequence[str] =
     return recipe
 
 
+def load_run_recipe(path: str | Path) -> Recipe:
+    """Read a run folder's ``recipe.resolved.yaml``, written by this version or an older one.
+
+    Older versions listed every field of one shared prune-stage class and of one adversary
+    class; their recipes were valid, so the fields that do not belong to the named method or
+    attack held inert values. Those are dropped (with a log line) when the file does not
+    validate as it is.
+
+    Raises:
+        RecipeError: The file is not valid even so (the errors of the file as it is).
+    """
+    try:
+        return load_recipe(path)
+    except RecipeError as first:
+        data = yaml.safe_load(Path(path).read_text())
+        migrated, dropped = migrate_resolved(data)
+        if not dropped:
+            raise
+        try:
+            recipe = parse_recipe(yaml.safe_dump(migrated, sort_keys=False), source=str(path))
+        except RecipeError:
+            raise first from None
+        logger.info("%s: read as written by an older version (ignored %s)", path, dropped)
+        return recipe
+
+
+def migrate_resolved(data: Any) -> tuple[Any, list[str]]:
+    """Drop the fields of a resolved recipe that its stages' method or attack does not have."""
+    from robust_compress.config import concrete_model
+
+    dropped: list[str] = []
+
+    def keep(block: Any, model: Any, where: str) -> Any:
+        member = concrete_model(model, block)
+        if not isinstance(block, dict) or member is model:
+            return block
+        for key in [k for k in block if k not in member.model_fields]:
+            dropped.append(f"{where}.{key}")
+        return {k: v for k, v in block.items() if k in member.model_fields}
+
+    stages = data.get("stages") if isinstance(data, dict) else None
+    for i, item in enumerate(stages if isinstance(stages, list) else []):
+        if not (isinstance(item, dict) and len(item) == 1):
+            continue
+        kind, block = next(iter(item.items()))
+        where = f"stages.{i}.{kind}"
+        block = keep(block, stage_types().get(kind), where)
+        if isinstance(block, dict) and isinstance(block.get("adversary"), dict):
+            block["adversary"] = keep(block["adversary"], AdversaryConfig, f"{where}.adversary")
+        item[kind] = block
+    return data, dropped
+
+
 def _raise(found: list[tuple[tuple, str]]) -> None:
     found = sorted(found, key=lambda item: item[0])
     messages = list(dict.fromkeys(message for _, message in found))
@@ -153,7 +206,7 @@ def dump_resolved(recipe: Recipe) -> str:
 
     ``parse_recipe(dump_resolved(r))`` gives a recipe equal to ``r``.
     """
-    data = recipe.model_dump(mode="python")
+    data = recipe.model_dump(mode="python", serialize_as_any=True)
     return yaml.dump(
         data, Dumper=RecipeDumper, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
@@ -163,9 +216,22 @@ def recipe_json_schema() -> dict[str, Any]:
     """Return the JSON schema of a recipe file (for editors and validators).
 
     Each stage item is a mapping with one key naming its kind, whose value is the stage's
-    fields (or null for all defaults).
+    fields (or null for all defaults). A config family (attacks, prune methods, quantizer
+    backends) is any one of its registered members, plugins' included.
     """
-    schema = Recipe.model_json_schema()
+    from pydantic.json_schema import models_json_schema
+
+    from robust_compress.catalogue import config_classes
+    from robust_compress.config import Dispatching
+
+    classes = [Recipe, *config_classes()]
+    _, top = models_json_schema([(c, "validation") for c in classes])
+    defs = top["$defs"]
+    schema = defs.pop("Recipe")
+    for cls in _family_bases(Dispatching):
+        members = [e.config for e in cls.registry().entries() if e.config is not None]
+        refs = [{"$ref": f"#/$defs/{m.__name__}"} for m in dict.fromkeys(members)]
+        defs[cls.__name__] = {"description": cls.__doc__.splitlines()[0], "anyOf": refs}
     items = []
     for kind, cls in stage_types().items():
         ref = {"anyOf": [{"$ref": f"#/$defs/{cls.__name__}"}, {"type": "null"}]}
@@ -178,5 +244,17 @@ def recipe_json_schema() -> dict[str, Any]:
             }
         )
     schema["properties"]["stages"]["items"] = {"oneOf": items}
+    schema["$defs"] = defs
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
+
+
+def _family_bases(root: type) -> list[type]:
+    """Every dispatching base class below ``root`` (their members are found by registry)."""
+    found, todo = [], list(root.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if getattr(cls, "__family_base__", None) is cls:
+            found.append(cls)
+    return found

@@ -148,7 +148,7 @@ class Recipe(BaseModel):
 
     @field_serializer("stages")
     def _wrap_stages(self, stages: list[BaseStage], info: Any) -> list[dict[str, Any]]:
-        return [{s.kind: s.model_dump(mode=info.mode)} for s in stages]
+        return [{s.kind: s.model_dump(mode=info.mode, serialize_as_any=True)} for s in stages]
 
     @model_validator(mode="after")
     def _check_and_resolve(self) -> Recipe:

@@ -1,1 +1,1 @@
-"""report."""
+"""The run report: ``report.json``, ``report.md`` and the plots."""

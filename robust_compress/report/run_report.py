@@ -11,10 +11,10 @@ log = logging.getLogger(__name__)
 def build_report(session) -> dict:
     """Assemble the report dict from the session's records, audit and ONNX results."""
     records = session.records
-    audit = session.extra.get("audit", {})
+    audit = session.results.get("audit", {})
     dense_rec = _dense_record(session)
     final_rec = records[-1] if records else {}
-    onnx = session.extra.get("onnx", {})
+    onnx = session.results.get("onnx", {})
     final_models = {"params": final_rec.get("params"), "macs": final_rec.get("macs")}
     if onnx:
         final_models["onnx_bytes"] = onnx.get("int8", onnx.get("fp32", {})).get("bytes")
@@ -38,7 +38,7 @@ def build_report(session) -> dict:
         "onnx": onnx,
         "per_stage": records,
         "audit": audit,
-        "prune": session.extra.get("prune_report"),
+        "prune": session.results.get("prune"),
     }
 
 

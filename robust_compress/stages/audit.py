@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import logging
 
+from robust_compress.audit.options import AuditConfig
+from robust_compress.stages.contract import StageResult
+
 log = logging.getLogger(__name__)
 
 
-def audit_options(session, stage) -> dict:
-    """Keyword arguments of :func:`robust_compress.audit.runner.run_audit` from the stage block."""
-    return {
-        "eps": session.recipe.threat.eps,
-        "norm": session.recipe.threat.norm,
-        "attacks": list(stage.attacks),
-        "samples": stage.samples,
-        "pgd_steps": stage.pgd_steps,
-        "pgd_restarts": stage.pgd_restarts,
-        "apgd_steps": stage.apgd_steps,
-        "square_queries": stage.square_queries,
-        "eps_sweep": list(stage.eps_sweep),
-        "sanity_checks": stage.sanity_checks,
-        "batch_size": stage.batch_size,
-        "seed": session.recipe.seed,
-    }
+STAGE_ONLY = {"onnx", "dense"}  # the stage's own fields; the rest are the audit's
 
 
-def run(session, stage, label: str) -> None:
+def audit_options(session, stage) -> AuditConfig:
+    """The :class:`AuditConfig` of the stage block, under the recipe's threat and seed."""
+    options = stage.model_dump(exclude=STAGE_ONLY)
+    threat = session.recipe.threat
+    return AuditConfig(**options, eps=threat.eps, norm=threat.norm, seed=session.recipe.seed)
+
+
+def run(session, stage, label: str) -> StageResult:
     """Audit the final model, and the dense snapshot when the run compressed the model."""
     from robust_compress.audit.runner import run_audit
 
@@ -39,13 +34,13 @@ def run(session, stage, label: str) -> None:
     results["final"] = run_audit(
         session.model,
         session.test_data,
+        options,
         out_dir=out and out / "final",
         deployed_file=deployed,
-        **options,
     )
     if stage.onnx and int8 is not None:
         results["int8_onnx"] = run_audit(
-            session.model, session.test_data, onnx_path=int8, out_dir=out / "int8-onnx", **options
+            session.model, session.test_data, options, onnx_path=int8, out_dir=out / "int8-onnx"
         )
     elif stage.onnx:
         session.hooks.on_message(
@@ -54,7 +49,7 @@ def run(session, stage, label: str) -> None:
         )
     if session.dense_state is not None and stage.dense:
         results["dense"] = run_audit(
-            session.dense_model(), session.test_data, out_dir=out and out / "dense", **options
+            session.dense_model(), session.test_data, options, out_dir=out and out / "dense"
         )
     _say_twin_agreement(session, results)
     for name, result in results.items():
@@ -63,11 +58,11 @@ def run(session, stage, label: str) -> None:
                 session.hooks.on_message(
                     f"AUDIT CHECK FAILED ({name}): {check['name']}: {check.get('detail', '')}"
                 )
-    session.extra["audit"] = {**results, "markdown": _markdown(results)}
     if session.out is not None:
         for path in sorted(out.rglob("*")) if out.exists() else []:
             if path.is_file():
                 session.out.record(path)
+    return StageResult("audit", {**results, "markdown": _markdown(results)})
 
 
 def _integer_file(session):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.config import BaseStage, LrSchedule, OptimizerConfig
+from robust_compress.errors import suggest
 
 
 def _int8_mode(value: Any) -> Any:
@@ -16,6 +17,18 @@ def _int8_mode(value: Any) -> Any:
         raise PydanticCustomError("int8_mode", "expected true, false or 'auto'")
     return value
 
+
+def _audit_attack(name: str) -> str:
+    from robust_compress.attacks.registry import audit_order
+
+    if name not in audit_order():
+        msg = f"unknown audit attack {name!r}." + suggest(name, audit_order())
+        raise PydanticCustomError("unknown_name", "{message}", {"message": msg})
+    return name
+
+
+AuditAttack = Annotated[str, AfterValidator(_audit_attack)]
+"""An attack the audit can run (registered in :data:`~robust_compress.attacks.registry.ATTACKS`)."""
 
 Int8Mode = Annotated[
     bool | Literal["auto"],
@@ -48,7 +61,7 @@ class AuditStage(BaseStage):
     """The adversarial audit: an attack ensemble with sanity checks."""
 
     kind: ClassVar[str] = "audit"
-    attacks: list[Literal["fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"]] = Field(
+    attacks: list[AuditAttack] = Field(
         default_factory=lambda: ["fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"], min_length=1
     )
     samples: int = Field(1000, gt=0)

@@ -6,14 +6,16 @@ import logging
 from pathlib import Path
 
 from robust_compress.errors import UserError
+from robust_compress.stages.contract import StageResult
 
 log = logging.getLogger(__name__)
 PARITY_SAMPLES = 512
 
 
-def run(session, stage, label: str) -> None:
+def run(session, stage, label: str) -> StageResult:
     """Export the float model and, when quantized, the int8 model; check and time them."""
     from robust_compress.adapters.onnxruntime import runtime as ort
+    from robust_compress.adapters.onnxruntime.timing import measure_latency
 
     if session.out is None:
         raise UserError(f"stage {label}: export needs a run folder (--out DIR).")
@@ -39,7 +41,7 @@ def run(session, stage, label: str) -> None:
             "top1_agreement": ort.top1_agreement(session.model, path, x),
             **_int_file_summary(exported),
         }
-    latency = ort.measure_latency(paths, batch_sizes=(1, 64), warmup=10, iters=60, threads=1)
+    latency = measure_latency(paths, batch_sizes=(1, 64), warmup=10, iters=60, threads=1)
     for name, path in paths.items():
         session.out.record(path)
         entry = info.setdefault(name, {"path": path.name})
@@ -47,13 +49,13 @@ def run(session, stage, label: str) -> None:
         entry["latency_ms"] = latency[name][1]["median_ms"]
         entry["latency_ms_batch64"] = latency[name][64]["median_ms"]
     info["latency_note"] = "ONNX Runtime CPU, 1 thread, median of 60 interleaved runs"
-    session.extra["onnx"] = info
+    return StageResult("onnx", info)
 
 
 def _export_int8(session, path, example) -> dict:
-    from robust_compress.stages.quantize import make_quantizer
+    from robust_compress.quantization.registry import build_quantizer
 
-    quantizer = make_quantizer(session.quant_config)
+    quantizer = build_quantizer(session.quant_config)
     return quantizer.export_with_report(session.model, path, example)
 
 

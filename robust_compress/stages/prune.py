@@ -1,119 +1,21 @@
-"""The ``prune`` stage: structured pruning (one-shot or spread over epochs), then fine-tuning."""
+"""The ``prune`` stage: runs the prune method its config names (see docs/methods.md).
+
+The methods are registered in :data:`~robust_compress.pruning.registry.PRUNE_METHODS`; each
+leaves ``session.model`` pruned (and fine-tuned) and writes the ``prune`` report section.
+"""
 
 from __future__ import annotations
 
-import logging
-import math
-
 from robust_compress.errors import UserError
-from robust_compress.protocols import Pruner
-from robust_compress.training.fit import fit
-
-log = logging.getLogger(__name__)
+from robust_compress.pruning.registry import PRUNE_METHODS
+from robust_compress.stages.contract import StageResult
 
 
-def make_pruner(
-    session, index: int, stage, ratio: float | None = None, steps: int | None = None
-) -> Pruner:
-    """Build the Torch-Pruning adapter for a prune stage (not yet prepared)."""
-    from robust_compress.adapters.torch_pruning.pruner import StructuredPruner
-    from robust_compress.attacks.configs import AdversaryConfig
-
-    adversary = None
-    if stage.importance == "robust_taylor":
-        cfg = stage.adversary or AdversaryConfig(attack="pgd").resolved(session.recipe.threat.eps)
-        adversary = session.adversary_for(index, cfg)
-    bs = session.recipe.data.batch_size
-    seed = session.recipe.seed + index
-    return StructuredPruner(
-        stage.importance,
-        stage.ratio if ratio is None else ratio,
-        stage.steps if steps is None else steps,
-        global_pruning=stage.global_pruning,
-        ignore=stage.ignore,
-        round_to=stage.round_to,
-        adversary=adversary,
-        batches=lambda: session.train_data.batches(bs, shuffle=True, seed=seed),
-        grad_batches=stage.grad_batches,
-        seed=seed,
-        sparsity_reg=stage.sparsity_reg,
-    )
-
-
-def steps_due(stage, epoch: int) -> int:
-    """Pruning steps that must have been taken before ``epoch`` starts."""
-    if stage.schedule_epochs == 0:
-        return stage.steps
-    return min(stage.steps, math.ceil(stage.steps * (epoch + 1) / stage.schedule_epochs))
-
-
-class _Schedule:
-    """Takes the pruner's steps as the stage's schedule says, also after a resume."""
-
-    def __init__(self, session, stage):
-        self.session, self.stage = session, stage
-        self.index = session.stage_index
-        done = session.extra.get("prune_steps_taken", {})  # by stage: never an earlier stage's
-        self.taken = done.get(self.index, 0) if session.epoch and isinstance(done, dict) else 0
-        self.pruner = None
-
-    def _prepare(self) -> None:
-        stage, taken = self.stage, self.taken
-        ratio, steps = stage.ratio, stage.steps
-        if taken:  # resumed part-way: prune the rest, relative to the current model
-            kept_now = 1 - stage.ratio * taken / stage.steps
-            ratio, steps = 1 - (1 - stage.ratio) / kept_now, stage.steps - taken
-            log.info("resuming the pruning schedule: %d step(s) left", steps)
-        self.pruner = make_pruner(self.session, self.index, stage, ratio, steps)
-        self.pruner.prepare(self.session.model, self.session.example())
-
-    def regularizer(self):
-        """The pruner's group-norm regulariser (sparse training before the pruning steps)."""
-        if self.pruner is None:
-            self._prepare()
-        return self.pruner.regularize
-
-    def advance(self, epoch: int) -> bool:
-        """Take the steps due before ``epoch``; True when shapes changed."""
-        changed = False
-        while self.taken < steps_due(self.stage, epoch):
-            if self.pruner is None:
-                self._prepare()
-            changed |= self.pruner.step()
-            self.taken += 1
-            self.session.extra["prune_steps_taken"] = {self.index: self.taken}
-        if changed:
-            self.session.extra["prune_report"] = self.pruner.report()
-        return changed
-
-
-def run(session, stage, label: str) -> None:
-    """Prune ``session.model`` and fine-tune it (adversarially when an adversary is set)."""
+def run(session, stage, label: str) -> StageResult | None:
+    """Prune ``session.model`` by the stage's method; return the ``prune`` report section."""
     if session.quant_config is not None:
         raise UserError(f"stage {label}: cannot prune a quantized model; prune before quantizing.")
     session.snapshot_dense()
-    if stage.method != "magnitude":
-        from robust_compress.pruning import methods as prune_methods
-
-        getattr(prune_methods, f"run_{stage.method}")(session, stage, label)
-        return
-    schedule = _Schedule(session, stage)
-    sparse = stage.sparse_epochs
-    epochs = max(stage.finetune_epochs, stage.schedule_epochs)
-    if sparse + epochs == 0:
-        schedule.advance(0)
-        return
-    adversary = session.adversary_for(session.stage_index, stage.adversary)
-    fit(
-        session,
-        label,
-        sparse + epochs,
-        stage.optimizer,
-        stage.lr_schedule,
-        adversary,
-        before_epoch=lambda epoch: epoch >= sparse and schedule.advance(epoch - sparse),
-        phases=[sparse, epochs] if sparse and epochs else None,
-        after_backward=lambda epoch: schedule.regularizer() if epoch < sparse else None,
-    )
-    if epochs == 0:  # sparse training only: prune at the end, no fine-tuning
-        schedule.advance(0)
+    PRUNE_METHODS.get(stage.method)(session, stage, label)
+    result = session.results.get("prune")
+    return StageResult("prune", result) if result is not None else None

@@ -6,9 +6,9 @@ naming it); its config class is what the recipe's ``- KIND: {...}`` block valida
 
 from __future__ import annotations
 
-from robust_compress.registry import Registry
+from robust_compress.registry import STAGES
 
-STAGES: Registry = Registry("stage kind", builtins="robust_compress.stages.builtin")
+__all__ = ["STAGES", "stage_types"]
 
 
 def stage_types() -> dict[str, type]:

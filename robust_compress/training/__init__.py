@@ -1,1 +1,1 @@
-"""training."""
+"""The epoch loop: adversarial training, the optimizer factory, TRADES, torchrun helpers."""

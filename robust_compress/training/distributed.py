@@ -18,14 +18,12 @@ import datetime
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from robust_compress.engine.runfolder import RunFolder
 from robust_compress.errors import RunError, UserError
 
 log = logging.getLogger(__name__)
@@ -213,24 +211,3 @@ def wrap(model: nn.Module) -> nn.Module:
 def per_rank_batch(batch_size: int) -> int:
     """Examples per step on each rank for a recipe's (global) ``batch_size``."""
     return max(1, -(-batch_size // world_size()))
-
-
-class ReadOnlyFolder(RunFolder):
-    """Rank 0's run folder as another rank sees it: read and verified, never written.
-
-    Args:
-        path: The run folder rank 0 claimed.
-    """
-
-    def __init__(self, path: str | Path):  # no claim: rank 0 owns the folder
-        self.path = Path(path).resolve()
-        self.checkpoints = self.path / "checkpoints"
-        self.plots = self.path / "plots"
-
-    def write_bytes(self, name: str, data: bytes) -> Path:
-        """Refuse: only rank 0 writes files."""
-        raise RunError(f"rank {rank()} tried to write {name}; only rank 0 writes the run folder.")
-
-    def record(self, path: Path) -> None:
-        """Refuse: only rank 0 writes the manifest."""
-        raise RunError(f"rank {rank()} tried to record {path}; only rank 0 writes the manifest.")

@@ -6,19 +6,34 @@ import gc
 import logging
 import time
 from collections.abc import Callable
-
-import torch
-from torch import nn
+from dataclasses import dataclass
 
 from robust_compress.training import distributed
-from robust_compress.training.loop import build_optimizer, lr_factor, train_epoch
+from robust_compress.training.loop import EpochPlan, train_epoch
+from robust_compress.training.optim import build_optimizer, lr_factor
 
 log = logging.getLogger(__name__)
 
 
-def make_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """Build the optimizer a recipe's ``optimizer`` block asks for, over ``model``."""
-    return build_optimizer(model, cfg.name, cfg.lr, cfg.momentum, cfg.weight_decay)
+@dataclass
+class FitHooks:
+    """What a stage adds to the epoch loop of :func:`fit` (all optional).
+
+    Attributes:
+        before_epoch: Called with the epoch number before it runs; returning True means
+            parameter shapes changed, so the optimizer is rebuilt.
+        phases: Epochs of each phase of the stage (they sum to ``epochs``); the learning-rate
+            schedule starts again at each phase (default: one phase).
+        penalty: Called with the epoch number; returns that epoch's per-batch loss term
+            (a callable returning a tensor) or None.
+        after_backward: Called with the epoch number; returns that epoch's
+            after-``backward()`` callback (e.g. a gradient regulariser) or None.
+    """
+
+    before_epoch: Callable[[int], bool] | None = None
+    phases: list[int] | None = None
+    penalty: Callable[[int], Callable | None] | None = None
+    after_backward: Callable[[int], Callable | None] | None = None
 
 
 def fit(
@@ -28,29 +43,19 @@ def fit(
     opt_cfg,
     schedule: str,
     adversary,
-    before_epoch: Callable[[int], bool] | None = None,
-    phases: list[int] | None = None,
-    penalty: Callable[[int], Callable | None] | None = None,
-    after_backward: Callable[[int], Callable | None] | None = None,
+    hooks: FitHooks | None = None,
 ) -> None:
     """Train ``session.model`` for the stage's remaining epochs, checkpointing after each.
 
     Args:
-        session: The running :class:`~robust_compress.engine.session.Session`; its ``epoch`` says
-            where to start (non-zero after ``--resume``).
+        session: The running :class:`~robust_compress.engine.session.Session`; its ``epoch``
+            says where to start (non-zero after ``--resume``).
         label: The stage's label, for hooks and messages.
         epochs: Epochs of this stage in all.
         opt_cfg: The stage's optimizer block.
         schedule: Learning-rate schedule name.
         adversary: ``perturb(model, x, y)``, a TRADES loss, or None.
-        before_epoch: Called with the epoch number before it runs; returning True means
-            parameter shapes changed, so the optimizer is rebuilt.
-        phases: Epochs of each phase of the stage (they sum to ``epochs``); the learning-rate
-            schedule starts again at each phase (default: one phase).
-        penalty: Called with the epoch number; returns that epoch's per-batch loss term
-            (a callable returning a tensor) or None.
-        after_backward: Called with the epoch number; returns that epoch's
-            after-``backward()`` callback (e.g. a gradient regulariser) or None.
+        hooks: What the stage adds to the loop (see :class:`FitHooks`).
 
     Under torchrun each rank trains on its share of every epoch with ``batch_size / N``
     examples per step (the recipe's batch size stays the global one, so the number of
@@ -58,60 +63,55 @@ def fit(
     DistributedDataParallel wrapper, rebuilt whenever pruning replaced parameters, while the
     adversary attacks the plain module.
     """
+    hooks = hooks or FitHooks()
     data, world = session.train_data, distributed.world_size()
     bs = distributed.per_rank_batch(session.recipe.data.batch_size)
     per_epoch = data.num_batches(bs, world)
     session.hooks.on_stage_start(label, epochs, per_epoch)
-    opt = make_optimizer(session.model, opt_cfg)
+    opt = build_optimizer(session.model, opt_cfg)
     net = _wrap(session, label)
-    saved = session.extra.pop("optimizer_state", None)
+    saved, session.progress.optimizer_state = session.progress.optimizer_state, None
     if saved is not None and session.epoch > 0:
         opt.load_state_dict(saved)
     for epoch in range(session.epoch, epochs):
         start = time.perf_counter()
-        if before_epoch is not None and before_epoch(epoch):
-            opt = make_optimizer(session.model, opt_cfg)
+        if hooks.before_epoch is not None and hooks.before_epoch(epoch):
+            opt = build_optimizer(session.model, opt_cfg)
             net = None  # drop the old wrapper (and its gradient hooks) first
             net = _wrap(session, label)
 
-        start_of_phase, length = phase_of(epoch, phases or [epochs])
+        start_of_phase, length = phase_of(epoch, hooks.phases or [epochs])
 
         def lr_at(b: int, done: int = epoch - start_of_phase, length: int = length) -> float:
             return opt_cfg.lr * lr_factor(schedule, (done * per_epoch + b) / (length * per_epoch))
 
-        loss = train_epoch(
-            session.model,
-            data,
-            opt,
+        plan = EpochPlan(
             batch_size=bs,
-            lr_at=lr_at,
-            adversary=adversary,
             seed=session.recipe.seed * 7919 + session.stage_index * 101 + epoch,
+            lr_at=lr_at,
             epoch=epoch,
             where=f"stage {label}",
-            on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
             shard=(distributed.rank(), world),
+            on_batch=lambda e, b, loss: session.hooks.on_batch(label, e, b, loss),
             forward_model=net,
-            penalty=penalty(epoch) if penalty else None,
-            after_backward=after_backward(epoch) if after_backward else None,
+            penalty=hooks.penalty(epoch) if hooks.penalty else None,
+            after_backward=hooks.after_backward(epoch) if hooks.after_backward else None,
         )
-        distributed.sync_buffers(session.model)  # rank 0's BatchNorm statistics everywhere
-        loss = distributed.mean(loss)
-        session.epoch = epoch + 1
-        log.info(
-            "stage %s epoch %d/%d: loss %.4f, %.0f s",
-            label,
-            epoch + 1,
-            epochs,
-            loss,
-            time.perf_counter() - start,
-        )
-        session.hooks.on_epoch(label, epoch, {"loss": loss})
-        session.extra["partial_seconds"] = (
-            session.extra.get("partial_seconds", 0.0) + time.perf_counter() - start
-        )
+        loss = train_epoch(session.model, data, opt, plan, adversary)
+        _end_epoch(session, label, (epoch, epochs), loss, start)
         session.checkpoint(opt)
     session.model.eval()
+
+
+def _end_epoch(session, label: str, where: tuple[int, int], loss: float, start: float) -> None:
+    epoch, epochs = where
+    distributed.sync_buffers(session.model)  # rank 0's BatchNorm statistics everywhere
+    loss = distributed.mean(loss)
+    session.epoch = epoch + 1
+    seconds = time.perf_counter() - start
+    log.info("stage %s epoch %d/%d: loss %.4f, %.0f s", label, epoch + 1, epochs, loss, seconds)
+    session.hooks.on_epoch(label, epoch, {"loss": loss})
+    session.progress.seconds += seconds
 
 
 def phase_of(epoch: int, phases: list[int]) -> tuple[int, int]:
