@@ -171,6 +171,14 @@ def _holder(kind: str, config: type[BaseStage]) -> type[BaseModel]:
     return create_model(f"{config.__name__}Item", __config__=STRICT, **{kind: (field, ...)})
 
 
+def registered(registry: Registry, name: str) -> str:
+    """``name`` when ``registry`` holds it; else a validation error that lists close names."""
+    if name not in registry:
+        msg = f"unknown {registry.kind} {name!r}." + suggest(name, registry.names())
+        raise PydanticCustomError("unknown_name", "{message}", {"message": msg})
+    return name
+
+
 def family_base(cls: type[Dispatching]) -> type[Dispatching]:
     """Class decorator: mark ``cls`` as the base whose validation dispatches to members."""
     cls.__family_base__ = cls

@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from robust_compress.errors import RecipeError, UserError
-from robust_compress.recipe.checks import check_against_model, check_order, match_modules
-from robust_compress.recipe.loader import (
+from robust_compress.recipe import (
     AdversaryConfig,
     AuditStage,
     ExportStage,
@@ -25,6 +24,7 @@ from robust_compress.recipe.loader import (
     parse_recipe,
     recipe_json_schema,
 )
+from robust_compress.recipe.checks import check_against_model, check_order, match_modules
 from robust_compress.stages.registry import stage_types
 
 CORPUS = Path(__file__).parent / "malformed_recipes"

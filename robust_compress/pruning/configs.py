@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
 
 from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.config import (
@@ -22,8 +21,8 @@ from robust_compress.config import (
     OptimizerConfig,
     Pattern,
     family_base,
+    registered,
 )
-from robust_compress.errors import suggest
 from robust_compress.pruning.registry import IMPORTANCE, PRUNE_METHODS, importance_fact
 from robust_compress.registry import Registry
 
@@ -64,7 +63,21 @@ def _either(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-class MagnitudePrune(PruneStage):
+class _TrainsWeights(PruneStage):
+    """Fields of the methods that train the weights in the stage (not a method itself)."""
+
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr_schedule: LrSchedule = "cosine"
+
+
+class _RemovesChannels(_TrainsWeights):
+    """Fields of the methods that remove whole channels, then fine-tune (not a method itself)."""
+
+    ignore: list[Pattern] = Field(default_factory=list)
+    finetune_epochs: int = Field(0, ge=0)
+
+
+class MagnitudePrune(_RemovesChannels):
     """``magnitude``: remove the channels an importance criterion ranks lowest (Torch-Pruning).
 
     One-shot, or in ``steps`` steps spread over ``schedule_epochs`` fine-tuning epochs; with
@@ -75,12 +88,8 @@ class MagnitudePrune(PruneStage):
     importance: str = "l1"
     steps: int = Field(1, ge=1)
     global_pruning: bool = False
-    ignore: list[Pattern] = Field(default_factory=list)
     round_to: int | None = Field(None, ge=1)
     schedule_epochs: int = Field(0, ge=0)
-    finetune_epochs: int = Field(0, ge=0)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr_schedule: LrSchedule = "cosine"
     grad_batches: int = Field(4, ge=1)
     sparsity_reg: float = Field(0.0, ge=0)
     sparse_epochs: int = Field(0, ge=0)
@@ -88,10 +97,7 @@ class MagnitudePrune(PruneStage):
     @field_validator("importance")
     @classmethod
     def _known_importance(cls, name: str) -> str:
-        if name not in IMPORTANCE:
-            msg = f"unknown importance criterion {name!r}." + suggest(name, IMPORTANCE.names())
-            raise PydanticCustomError("unknown_name", "{message}", {"message": msg})
-        return name
+        return registered(IMPORTANCE, name)
 
     def problems(self) -> Problems:
         """The schedule fits the fine-tuning; sparse training has its penalty and criterion."""
@@ -112,17 +118,13 @@ class MagnitudePrune(PruneStage):
         return found
 
 
-class HydraPrune(PruneStage):
+class HydraPrune(_RemovesChannels):
     """``hydra``: learn scores under attack (weights frozen), prune by them, fine-tune."""
 
     method: Literal["hydra"] = "hydra"
     hydra_form: Literal["structured", "unstructured"] = "structured"
     score_epochs: int = Field(1, ge=0)
     score_lr: float = Field(0.1, gt=0)
-    ignore: list[Pattern] = Field(default_factory=list)
-    finetune_epochs: int = Field(0, ge=0)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr_schedule: LrSchedule = "cosine"
 
     def problems(self) -> Problems:
         """The unstructured form scores every layer but the head, so it takes no ``ignore``."""
@@ -132,7 +134,7 @@ class HydraPrune(PruneStage):
         return []
 
 
-class AdmmPrune(PruneStage):
+class AdmmPrune(_RemovesChannels):
     """``admm``: ADMM epochs under attack towards filter sparsity, the prune, retraining."""
 
     method: Literal["admm"] = "admm"
@@ -140,10 +142,6 @@ class AdmmPrune(PruneStage):
     admm_every: int = Field(1, ge=1)
     admm_rho: float = Field(0.01, gt=0)
     admm_rho_growth: float = Field(1.5, ge=1)
-    ignore: list[Pattern] = Field(default_factory=list)
-    finetune_epochs: int = Field(0, ge=0)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr_schedule: LrSchedule = "cosine"
 
     def problems(self) -> Problems:
         """The Z/U updates fall inside the ADMM epochs."""
@@ -153,7 +151,7 @@ class AdmmPrune(PruneStage):
         return []
 
 
-class LotteryPrune(PruneStage):
+class LotteryPrune(_TrainsWeights):
     """``lottery``: rounds of training under attack, magnitude pruning and rewinding."""
 
     method: Literal["lottery"] = "lottery"
@@ -161,8 +159,6 @@ class LotteryPrune(PruneStage):
     round_epochs: int = Field(1, ge=1)
     rewind_epoch: int = Field(0, ge=0)
     reinit: bool = False
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr_schedule: LrSchedule = "cosine"
 
     def problems(self) -> Problems:
         """The rewind point is an epoch of the first round."""

@@ -24,42 +24,20 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.errors import RecipeError
 from robust_compress.recipe.errors import Locator
 from robust_compress.recipe.overrides import apply_overrides
-from robust_compress.recipe.schema import (
-    AdversaryConfig,
-    AuditStage,
-    BaseStage,
-    DataConfig,
-    ExportStage,
-    ModelConfig,
-    OptimizerConfig,
-    PruneStage,
-    QuantizeStage,
-    Recipe,
-    ThreatConfig,
-    TrainStage,
-)
+from robust_compress.recipe.schema import Recipe
 from robust_compress.recipe.template import substitute
 from robust_compress.recipe.yaml_nodes import RecipeDumper, read_yaml
 from robust_compress.stages.registry import stage_types
 
 __all__ = [
-    "AdversaryConfig",
-    "AuditStage",
-    "BaseStage",
-    "DataConfig",
-    "ExportStage",
-    "ModelConfig",
-    "OptimizerConfig",
-    "PruneStage",
-    "QuantizeStage",
-    "Recipe",
-    "ThreatConfig",
-    "TrainStage",
     "dump_resolved",
     "load_recipe",
+    "load_run_recipe",
+    "migrate_resolved",
     "parse_recipe",
     "recipe_json_schema",
 ]

@@ -23,29 +23,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from robust_compress.attacks.configs import AdversaryConfig
-from robust_compress.config import STRICT, BaseStage, OptimizerConfig
+from robust_compress.config import STRICT, BaseStage, registered
 from robust_compress.errors import suggest
-from robust_compress.pruning.configs import PruneStage
-from robust_compress.quantization.configs import QuantizeStage
 from robust_compress.recipe.rules import resolve_adversaries, rule_problems
-from robust_compress.stages.configs import AuditStage, ExportStage, TrainStage
 from robust_compress.threat import eps_error
 
-__all__ = [
-    "AdversaryConfig",
-    "AuditStage",
-    "BaseStage",
-    "DataConfig",
-    "ExportStage",
-    "ModelConfig",
-    "OptimizerConfig",
-    "PruneStage",
-    "QuantizeStage",
-    "Recipe",
-    "ThreatConfig",
-    "TrainStage",
-]
 MODEL_PREFIXES = ("builtin", "torchvision", "py")
 
 
@@ -85,9 +67,7 @@ class ModelConfig(BaseModel):
         if prefix == "builtin":
             from robust_compress.models.specs import BUILTINS
 
-            if rest not in BUILTINS:
-                msg = f"unknown builtin model {rest!r}." + suggest(rest, BUILTINS.names())
-                raise PydanticCustomError("model_spec", "{message}", {"message": msg})
+            registered(BUILTINS, rest)
         return spec
 
 
@@ -108,10 +88,7 @@ class DataConfig(BaseModel):
     def _check_name(cls, name: str) -> str:
         from robust_compress.data.datasets import DATASETS
 
-        if name not in DATASETS:
-            msg = f"unknown dataset {name!r}." + suggest(name, DATASETS.names())
-            raise PydanticCustomError("dataset", "{message}", {"message": msg})
-        return name
+        return registered(DATASETS, name)
 
 
 class ThreatConfig(BaseModel):
