@@ -28,7 +28,7 @@ from robust_compress.errors import suggest
 from robust_compress.recipe.rules import resolve_adversaries, rule_problems
 from robust_compress.threat import eps_error
 
-MODEL_PREFIXES = ("builtin", "torchvision", "py")
+MODEL_PREFIXES = ("builtin", "torchvision", "timm", "py")
 
 
 def _scalar(value: Any) -> Any:
@@ -57,7 +57,8 @@ class ModelConfig(BaseModel):
         prefix, sep, rest = spec.partition(":")
         if not sep or not rest:
             raise PydanticCustomError(
-                "model_spec", "expected builtin:NAME, torchvision:NAME or py:package.module:fn"
+                "model_spec",
+                "expected builtin:NAME, torchvision:NAME, timm:NAME or py:package.module:fn",
             )
         if prefix not in MODEL_PREFIXES:
             msg = f"unknown model spec prefix {prefix!r}." + suggest(prefix, MODEL_PREFIXES)
