@@ -1,3 +1,4 @@
+import logging
 import sys
 import textwrap
 
@@ -86,3 +87,44 @@ def test_checkpoint_of_other_model(tmp_path):
     torch.save(build_model("builtin:cnn_tiny").state_dict(), tmp_path / "tiny.pt")
     with pytest.raises(CheckpointError, match="does not fit"):
         load_weights(build_model("builtin:cnn_small"), tmp_path / "tiny.pt")
+
+
+def test_torchvision_native_architecture_for_rgb(caplog):
+    from torchvision.models import resnet18
+
+    with caplog.at_level(logging.INFO, logger="robust_compress"):
+        model = build_model("torchvision:resnet18", num_classes=10, in_channels=3)
+    native = resnet18(num_classes=10)
+    assert [tuple(p.shape) for p in model.parameters()] == [
+        tuple(p.shape) for p in native.parameters()
+    ]
+    assert "first conv" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "layer"), [("resnet18", "conv1"), ("mobilenet_v2", "features.0.0")]
+)
+def test_torchvision_first_conv_replaced_and_logged(caplog, name, layer):
+    with caplog.at_level(logging.INFO, logger="robust_compress"):
+        model = build_model(f"torchvision:{name}", num_classes=10, in_channels=1)
+    assert model.get_submodule(layer).in_channels == 1
+    assert f"torchvision:{name}: first conv {layer} takes 1 channel instead of 3" in caplog.text
+    assert model.eval()(torch.rand(1, 1, 64, 64)).shape == (1, 10)
+
+
+def test_build_model_keeps_positional_signature_and_offers_input_size(tmp_path, monkeypatch):
+    (tmp_path / "sized_models.py").write_text(
+        textwrap.dedent("""
+        import torch.nn as nn
+        def make(num_classes, in_channels, input_size=None):
+            h, w = input_size
+            return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * h * w, num_classes))
+    """)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = build_model("py:sized_models:make", 5, 3, input_size=(8, 6))
+    assert model(torch.rand(2, 3, 8, 6)).shape == (2, 5)
+    assert build_model("builtin:cnn_tiny", 4, 3, input_size=(32, 32))(
+        torch.rand(1, 3, 32, 32)
+    ).shape == (1, 4)
+    sys.modules.pop("sized_models", None)

@@ -3,10 +3,15 @@
 Spec forms:
 
 - ``builtin:NAME``: a model of this package (``builtin:cnn_small``).
-- ``torchvision:NAME``: any torchvision classification model, adapted to the dataset's
-  input channels and number of classes.
+- ``torchvision:NAME``: any torchvision classification model at its native architecture,
+  with the dataset's number of classes; its first conv is replaced only when the dataset's
+  channels are not 3 (``robust_compress.adapters.torchvision.models``).
+- ``timm:NAME``: any timm model (the optional extra ``robust-compress[timm]``), with the
+  dataset's classes, channels and, for models that take one, ``img_size``
+  (``robust_compress.adapters.timm.models``).
 - ``py:package.module:factory``: a factory function of the user's; it is called with
-  ``num_classes`` and ``in_channels`` when its signature accepts them.
+  ``num_classes``, ``in_channels`` and ``input_size`` (height, width) when its signature
+  accepts them.
 
 Weights come from a checkpoint file, loaded with ``torch.load(..., weights_only=True)``:
 either a plain state dict or a robust-compress checkpoint (a dict with ``state_dict``).
@@ -27,7 +32,7 @@ from robust_compress.registry import Registry
 from robust_compress.safe_load import safe_torch_load
 
 BUILTINS: Registry[Callable[..., nn.Module]] = Registry("builtin model", ModelSpecError)
-PREFIXES = ("builtin", "torchvision", "py")
+PREFIXES = ("builtin", "torchvision", "timm", "py")
 
 
 class CNNSmall(nn.Module):
@@ -87,13 +92,23 @@ def cnn_half(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     return CNNSmall(num_classes, in_channels, width=16, hidden=64)
 
 
-def build_model(spec: str, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+def build_model(
+    spec: str,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    *,
+    input_size: tuple[int, int] | None = None,
+) -> nn.Module:
     """Build a model from a spec string (see the module docstring).
 
     Args:
-        spec: ``builtin:NAME``, ``torchvision:NAME`` or ``py:package.module:factory``.
+        spec: ``builtin:NAME``, ``torchvision:NAME``, ``timm:NAME`` or
+            ``py:package.module:factory``.
         num_classes: Number of classes of the dataset.
         in_channels: Number of input channels of the dataset.
+        input_size: (height, width) of the dataset's images; timm models that take an
+            ``img_size`` (ViT, DeiT) are built for it, ``py:`` factories that take an
+            ``input_size`` get it. None: the model's default.
 
     Returns:
         A freshly initialised model.
@@ -104,51 +119,29 @@ def build_model(spec: str, num_classes: int = 10, in_channels: int = 1) -> nn.Mo
     prefix, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise ModelSpecError(
-            f"model spec {spec!r} has no prefix; write builtin:NAME, torchvision:NAME or "
-            f"py:package.module:factory (builtins: {', '.join(BUILTINS.names())})."
+            f"model spec {spec!r} has no prefix; write builtin:NAME, torchvision:NAME, timm:NAME "
+            f"or py:package.module:factory (builtins: {', '.join(BUILTINS.names())})."
         )
     if prefix == "builtin":
         return BUILTINS.get(rest)(num_classes=num_classes, in_channels=in_channels)
     if prefix == "torchvision":
-        return _torchvision_model(rest, num_classes, in_channels)
+        from robust_compress.adapters.torchvision.models import torchvision_model
+
+        return torchvision_model(rest, num_classes, in_channels)
+    if prefix == "timm":
+        from robust_compress.adapters.timm.models import timm_model
+
+        return timm_model(rest, num_classes, in_channels, input_size)
     if prefix == "py":
-        return _python_factory(rest, num_classes, in_channels)
+        offered = {"num_classes": num_classes, "in_channels": in_channels}
+        if input_size is not None:
+            offered["input_size"] = tuple(input_size)
+        return _python_factory(rest, offered)
     raise ModelSpecError(f"unknown model spec prefix {prefix!r}." + suggest(prefix, PREFIXES))
 
 
-def _torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    from torchvision import models as tvm
-
-    names = tvm.list_models(module=tvm)
-    if name not in names:
-        raise ModelSpecError(f"unknown torchvision model {name!r}." + suggest(name, names))
-    model = tvm.get_model(name, weights=None, num_classes=num_classes)
-    if in_channels != 3:
-        _replace_first_conv(model, in_channels)
-    return model
-
-
-def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
-    """Swap the first Conv2d for one that takes ``in_channels`` channels."""
-    for parent in model.modules():
-        for child_name, child in parent.named_children():
-            if isinstance(child, nn.Conv2d):
-                new = nn.Conv2d(
-                    in_channels,
-                    child.out_channels,
-                    child.kernel_size,
-                    child.stride,
-                    child.padding,
-                    child.dilation,
-                    child.groups,
-                    child.bias is not None,
-                )
-                setattr(parent, child_name, new)
-                return
-    raise ModelSpecError("the torchvision model has no Conv2d to adapt to the input channels.")
-
-
-def _python_factory(target: str, num_classes: int, in_channels: int) -> nn.Module:
+def _python_factory(target: str, offered: dict) -> nn.Module:
+    """Call the user's factory with those of ``offered``'s arguments its signature takes."""
     module_name, sep, func_name = target.partition(":")
     if not sep:
         raise ModelSpecError(f"py spec {target!r} must be py:package.module:factory.")
@@ -163,9 +156,7 @@ def _python_factory(target: str, num_classes: int, in_channels: int) -> nn.Modul
             f"{module_name} has no callable {func_name!r}." + suggest(func_name, names)
         )
     params = inspect.signature(factory).parameters
-    kwargs = {
-        k: v for k, v in (("num_classes", num_classes), ("in_channels", in_channels)) if k in params
-    }
+    kwargs = {k: v for k, v in offered.items() if k in params}
     model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{target} returned {type(model).__name__}, not a torch nn.Module.")

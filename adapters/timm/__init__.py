@@ -1,0 +1,1 @@
+"""timm adapter: ``timm:NAME`` models (an optional extra of robust-compress)."""
