@@ -11,7 +11,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE, ADAPTERS = ROOT / "robust_compress", ROOT / "adapters"
-FOREIGN = ("art", "torch_pruning", "brevitas", "onnx", "onnxruntime", "onnxscript", "onnxoptimizer")
+FOREIGN = (
+    "art",
+    "torch_pruning",
+    "brevitas",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "onnxoptimizer",
+    "torchvision",
+    "timm",
+    "PIL",
+    "scipy",
+)
 MAX_LINES, MAX_PARAMS = 300, 8
 
 

@@ -66,7 +66,7 @@ def test_missing_dataset_exit_2(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from robust_compress.cli.main import app
-    from robust_compress.data import datasets as data_mod
+    from robust_compress.data import sources as data_mod
 
     monkeypatch.setattr(data_mod, "DEBIAN_DIR", tmp_path / "none")
     monkeypatch.setattr(data_mod, "CACHE_DIR", tmp_path / "cache")

@@ -4,7 +4,7 @@ import struct
 import pytest
 import torch
 
-from robust_compress.data import datasets as data_mod
+from robust_compress.data import sources as data_mod
 from robust_compress.data.datasets import load_dataset
 from robust_compress.errors import DataNotFoundError, UserError
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robust_compress.adapters.torch_pruning.pruner import count_macs_params
-from robust_compress.data import datasets as data_mod
+from robust_compress.data import sources as data_mod
 from robust_compress.engine.session import Session
 from robust_compress.pruning.session_ops import reinitialize
 from robust_compress.recipe.loader import load_recipe

@@ -80,7 +80,7 @@ EXPECTED_FIRST = {
     "linf_eps_above_one": (5, 8, "threat.eps", "below 1"),
     "linf_eps_one_sweep": (3, 27, "threat.eps", "below 1"),
     "linf_sweep_at_one": (6, 31, "stages.1.audit.eps_sweep.1", "below 1"),
-    "unknown_dataset": (3, 14, "data.name", "Did you mean: fashion-mnist?"),
+    "unknown_dataset": (3, 14, "data.name", "Did you mean: fashion-mnist"),
     "unknown_builtin_model": (2, 15, "model.spec", "Did you mean: cnn_small"),
     "unknown_attack": (7, 27, "stages.0.train.adversary.attack", "Did you mean: pgd"),
     "unknown_stage_kind": (6, 5, "stages.1.prnue", "Did you mean: prune?"),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from robust_compress.audit.attacks import AttackBudget
-from robust_compress.data.datasets import TensorData
+from robust_compress.data.datasets import StreamData, TensorData
 from robust_compress.errors import UserError, suggest
 from robust_compress.threat import check_eps
 
@@ -67,8 +67,8 @@ def make_budget(data, config: AuditConfig) -> AttackBudget:
     Raises:
         UserError: A value out of range.
     """
-    if not isinstance(data, TensorData):
-        raise UserError(f"data must be a TensorData, got {type(data).__name__}.")
+    if not isinstance(data, TensorData | StreamData):
+        raise UserError(f"data must be a TensorData or StreamData, got {type(data).__name__}.")
     c = config
     eps = check_eps(c.eps, c.norm)
     apgd_steps = c.pgd_steps if c.apgd_steps is None else c.apgd_steps

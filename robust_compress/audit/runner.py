@@ -152,8 +152,9 @@ def _twin_pair(target: Target, deployed_file: Path | None) -> tuple | None:
 def _audit(target: Target, data: TensorData, plan: _Plan) -> dict:
     budget, say = plan.budget, plan.say
     n = min(plan.samples, len(data))
-    x = data.x[:n].detach().to(torch.float32).contiguous()
-    y = data.y[:n].detach().long()
+    head = data.head(n)
+    x = head.x.detach().to(torch.float32).contiguous()
+    y = head.y.detach().long()
     say(f"clean accuracy on {n} examples")
     clean = target.correct(x, y, budget.batch_size)
     ens = run_ensemble(target, plan.names, x, y, clean, budget, say)

@@ -27,11 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.attacks.factory import build_adversary
-from robust_compress.data.datasets import TensorData, load_dataset
+from robust_compress.data.datasets import StreamData, TensorData, open_data
 from robust_compress.engine import state as session_state
 from robust_compress.engine.hooks import HookList, Hooks
 from robust_compress.engine.runfolder import RunFolder
 from robust_compress.errors import UserError
+from robust_compress.models.normalize import with_input_normalization
 from robust_compress.models.specs import build_model, load_weights
 from robust_compress.stages.contract import Progress
 from robust_compress.training import distributed
@@ -73,9 +74,9 @@ class Session:
         self.records: list[dict] = []
         self.progress = Progress()
         self.results: dict[str, dict] = {}  # report sections by name (StageResult)
-        self.holdout: TensorData | None = None
-        self.train_data: TensorData | None = None
-        self.test_data: TensorData | None = None
+        self.holdout: TensorData | StreamData | None = None
+        self.train_data: TensorData | StreamData | None = None
+        self.test_data: TensorData | StreamData | None = None
         self._pruner = None
         self._adversaries: dict[int, object] = {}
 
@@ -89,18 +90,15 @@ class Session:
         torch.manual_seed(self.recipe.seed)
         self._load_data()
         if model is None:
-            c = self.recipe.model
-            model = build_model(c.spec, self.num_classes, self.input_shape[0])
-            if c.weights:
-                load_weights(model, c.weights)
+            model = self._fresh_model(weights=True)
         self.model = model
         self._check_model_fits(model)
         return model
 
     def _load_data(self) -> None:
         d = self.recipe.data
-        train = load_dataset(d.name, "train", root=d.root, download=d.download)
-        self.test_data = load_dataset(d.name, "test", root=d.root, subset=d.test_subset)
+        train = open_data(d, "train")
+        self.test_data = open_data(d, "test", subset=d.test_subset)
         if d.holdout:
             if d.holdout >= len(train):
                 raise UserError(f"data.holdout {d.holdout} leaves no training data.")
@@ -120,7 +118,7 @@ class Session:
 
     def example(self, n: int = 1) -> Tensor:
         """The first ``n`` training images (a fixed example input)."""
-        return self.train_data.x[:n].clone()
+        return self.train_data.head(n).x.clone()
 
     def _check_model_fits(self, model: nn.Module) -> None:
         from robust_compress.recipe.checks import check_against_model
@@ -219,8 +217,16 @@ class Session:
         model = self._fresh_model()
         return restore_pruned(model, self.dense_state).eval()
 
-    def _fresh_model(self) -> nn.Module:
-        return build_model(self.recipe.model.spec, self.num_classes, self.input_shape[0])
+    def _fresh_model(self, weights: bool = False) -> nn.Module:
+        """The recipe's model, freshly built (with ``model.weights`` when ``weights``)."""
+        c = self.recipe.model
+        model = build_model(c.spec, self.num_classes, self.input_shape[0])
+        if weights and c.weights:
+            load_weights(model, c.weights)
+        if c.normalize is not None:
+            channels = self.input_shape[0]
+            with_input_normalization(model, c.normalize.mean, c.normalize.std, channels)
+        return model
 
     def adversary_for(self, index: int, cfg=None):
         """The (cached) adversary of stage ``index``: its adversary block, or ``cfg``.

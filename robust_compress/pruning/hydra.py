@@ -135,7 +135,7 @@ def _sgd_on_scores(model: nn.Module, data, how: ScoreLearning, scores: Scores, a
     step = 0
     for epoch in range(how.epochs):
         running, seen = 0.0, 0
-        for x, y in data.batches(how.batch_size, True, how.seed * 31 + epoch):
+        for x, y in data.batches(how.batch_size, True, how.seed * 31 + epoch, augment=True):
             for g in opt.param_groups:
                 g["lr"] = how.lr * 0.5 * (1 + math.cos(math.pi * step / total))
             loss = batch_loss(model, x, y, adversary)

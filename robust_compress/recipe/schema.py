@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from robust_compress.config import STRICT, BaseStage, registered
+from robust_compress.data.configs import DataConfig
 from robust_compress.errors import suggest
 from robust_compress.recipe.rules import resolve_adversaries, rule_problems
 from robust_compress.threat import eps_error
@@ -44,12 +45,27 @@ Scalar = Annotated[
 ]
 
 
+class NormalizeConfig(BaseModel):
+    """Per-channel mean and std the model's first layer normalises pixels with."""
+
+    model_config = STRICT
+    mean: list[float] = Field(min_length=1)
+    std: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> NormalizeConfig:
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"{len(self.mean)} means but {len(self.std)} stds; one per channel")
+        return self
+
+
 class ModelConfig(BaseModel):
     """Which model to start from."""
 
     model_config = STRICT
     spec: str
     weights: str | None = None
+    normalize: NormalizeConfig | None = None
 
     @field_validator("spec")
     @classmethod
@@ -70,26 +86,6 @@ class ModelConfig(BaseModel):
 
             registered(BUILTINS, rest)
         return spec
-
-
-class DataConfig(BaseModel):
-    """The dataset and how it is batched."""
-
-    model_config = STRICT
-    name: str = "fashion-mnist"
-    root: str | None = None
-    batch_size: int = Field(128, gt=0)
-    train_subset: int | None = Field(None, gt=0)
-    test_subset: int | None = Field(None, gt=0)
-    holdout: int = Field(0, ge=0)
-    download: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, name: str) -> str:
-        from robust_compress.data.datasets import DATASETS
-
-        return registered(DATASETS, name)
 
 
 class ThreatConfig(BaseModel):

@@ -22,7 +22,7 @@ def run(session, stage, label: str) -> StageResult:
     int8 = session.quant_config is not None if stage.int8 == "auto" else stage.int8
     if int8 and session.quant_config is None:
         raise UserError(f"stage {label}: int8 export needs a quantize stage before it.")
-    folder, x = session.out.path, session.test_data.x[:PARITY_SAMPLES]
+    folder, x = session.out.path, session.test_data.head(PARITY_SAMPLES).x
     example = session.example(1)
     paths = {"dense": ort.export_onnx(session.dense_model(), folder / "model.dense.onnx", example)}
     info: dict = {}

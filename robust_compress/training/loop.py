@@ -125,7 +125,7 @@ def train_epoch(
     n = 0
     net = model if plan.forward_model is None else plan.forward_model
     rank, world = plan.shard
-    batches = data.batches(plan.batch_size, True, plan.seed, rank=rank, world=world)
+    batches = data.batches(plan.batch_size, True, plan.seed, rank=rank, world=world, augment=True)
     for b, (x, y) in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = plan.lr_at(b)

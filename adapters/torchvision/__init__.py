@@ -1,0 +1,1 @@
+"""torchvision (and PIL) adapter: image files, dataset files and downloads, models."""

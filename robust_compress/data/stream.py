@@ -1,0 +1,144 @@
+"""Data read from disk batch by batch, through a ``DataLoader`` with worker processes.
+
+:class:`StreamData` has the interface of :class:`~robust_compress.data.tensors.TensorData`
+(``batches``, ``num_batches``, ``subset``, ``head``, ``input_shape``), so every stage trains
+and evaluates on it unchanged. The epoch's order is :func:`epoch_order`'s (seeded, sharded over
+DDP ranks like the in-memory path), handed to the loader as its sampler; random augmentation
+runs on each batch in the main process, seeded by the batch index, so an epoch is the same on a
+resume whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from robust_compress.data.augment import Augment
+from robust_compress.data.tensors import TensorData, as_pixels, epoch_order, shard_len
+from robust_compress.errors import UserError
+
+
+class Items(Dataset):
+    """A map-style dataset seen through an index range and a fixed transform.
+
+    Items are ``(image, label)``: the image a (C, H, W) tensor (``uint8``, or floats in
+    [0, 1]), the label an int.
+    """
+
+    def __init__(self, base: Dataset, indices: range, transform: Callable | None = None):
+        self.base, self.indices, self.transform = base, indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        image, label = self.base[self.indices[i]]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(label)
+
+    def part(self, start: int, end: int | None) -> Items:
+        """Items ``start`` .. ``end`` of this view."""
+        return Items(self.base, self.indices[start:end], self.transform)
+
+
+@dataclass
+class StreamData:
+    """A dataset streamed from disk (see the module docstring).
+
+    Attributes:
+        items: The images and labels, read on demand.
+        num_classes: Number of classes.
+        input_shape: The shape (C, H, W) of one image (every image has it).
+        name: Dataset name, for reports.
+        workers: Worker processes of the loader (0 reads in the main process).
+        augment: Random augmentation of training batches.
+    """
+
+    items: Items
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    name: str = ""
+    workers: int = 2
+    augment: Augment | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def subset(self, n: int | None, start: int = 0) -> StreamData:
+        """Examples ``start`` .. ``start + n`` (all from ``start`` when ``n`` is None)."""
+        return replace(self, items=self.items.part(start, None if n is None else start + n))
+
+    def head(self, n: int | None = None) -> TensorData:
+        """The first ``n`` examples (all when None), read into memory as floats in [0, 1]."""
+        data = self.subset(n).to_memory()
+        return TensorData(as_pixels(data.x), data.y, self.num_classes, self.name)
+
+    def to_memory(self) -> TensorData:
+        """Every example read into memory, as stored (``uint8`` stays ``uint8``)."""
+        xs, ys = [], []
+        for x, y in self._iterate(torch.arange(len(self)), 256):
+            xs.append(x)
+            ys.append(y)
+        return TensorData(torch.cat(xs), torch.cat(ys), self.num_classes, self.name, self.augment)
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        augment: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(x, y)`` batches of floats in [0, 1], like :meth:`TensorData.batches`."""
+        order = epoch_order(len(self), shuffle, seed, rank, world)
+        for b, (x, y) in enumerate(self._iterate(order, batch_size)):
+            x = as_pixels(x)
+            if augment and self.augment is not None:
+                x = self.augment(x, seed * 100_003 + b)
+            yield x, y
+
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""
+        return -(-shard_len(len(self), world) // batch_size)
+
+    def _iterate(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = DataLoader(
+            self.items,
+            batch_size=batch_size,
+            sampler=order.tolist(),
+            num_workers=self.workers,
+            collate_fn=collate,
+        )
+        try:
+            yield from loader
+        except UserError as exc:  # from a worker: its message is wrapped in a traceback
+            raise type(exc)(_original_message(exc)) from None
+
+
+def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
+    """Stack a batch's images and labels; images of different sizes are a clear error."""
+    images, labels = zip(*batch, strict=True)
+    first = images[0].shape
+    for image in images:
+        if image.shape != first:
+            raise UserError(
+                f"the dataset's images differ in size ({tuple(first)} and {tuple(image.shape)}): "
+                "give data.transforms a resize and a center_crop that make them one size."
+            )
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+
+def _original_message(exc: Exception) -> str:
+    """The message of an exception re-raised from a ``DataLoader`` worker, without the traceback."""
+    text = str(exc).strip()
+    if "Original Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last else last
