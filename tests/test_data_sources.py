@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -302,3 +303,38 @@ def test_synthetic_options_make_rgb_images_of_any_size():
     assert data.input_shape == (3, 40, 40) and len(data) == 20
     default = load_dataset("synthetic", "test")
     assert default.input_shape == (1, 28, 28) and len(default) == 256
+
+
+SHRINK = [
+    "args.epochs=1",
+    "data.batch_size=16",
+    "data.holdout=8",
+    "stages.0.train.adversary.steps=1",
+    "stages.1.prune.steps=1",
+    "stages.1.prune.adversary.steps=1",
+    "stages.2.quantize.adversary.steps=1",
+    "stages.4.audit.samples=8",
+    "stages.4.audit.attacks=[fgsm]",
+    "stages.4.audit.eps_sweep=[]",
+    "stages.4.audit.sanity_checks=false",
+    "stages.4.audit.dense=false",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cifar10-resnet18", "imagefolder-example"])
+def test_shipped_data_recipes_run_on_generated_files(name, tmp_path):
+    from robust_compress.engine.session import Session
+    from robust_compress.recipe import load_recipe
+
+    root = Path(__file__).resolve().parent.parent / "recipes" / f"{name}.yaml"
+    if name == "cifar10-resnet18":
+        make_cifar10(tmp_path / "data", per_batch=8, test=16)
+        extra = ["args.finetune=1", "data.train_subset=32"]
+    else:
+        make_imagefolder(tmp_path / "data", per_class=(8, 4), sizes=((70, 80), (80, 70)))
+        extra = ["stages.1.prune.finetune_epochs=1"]
+    recipe = load_recipe(root, overrides=[f"args.root={tmp_path / 'data'}", *SHRINK, *extra])
+    report = Session(recipe, out=tmp_path / "run").run()
+    assert report["per_stage"][-1]["params"] < report["per_stage"][0]["params"]
+    assert (tmp_path / "run" / "model.int8.onnx").is_file()

@@ -220,11 +220,11 @@ class Session:
     def _fresh_model(self, weights: bool = False) -> nn.Module:
         """The recipe's model, freshly built (with ``model.weights`` when ``weights``)."""
         c = self.recipe.model
-        model = build_model(c.spec, self.num_classes, self.input_shape[0])
+        channels, height, width = self.input_shape
+        model = build_model(c.spec, self.num_classes, channels, input_size=(height, width))
         if weights and c.weights:
             load_weights(model, c.weights)
         if c.normalize is not None:
-            channels = self.input_shape[0]
             with_input_normalization(model, c.normalize.mean, c.normalize.std, channels)
         return model
 

@@ -31,7 +31,9 @@ from robust_compress.errors import CheckpointError, ModelSpecError, suggest
 from robust_compress.registry import Registry
 from robust_compress.safe_load import safe_torch_load
 
-BUILTINS: Registry[Callable[..., nn.Module]] = Registry("builtin model", ModelSpecError)
+BUILTINS: Registry[Callable[..., nn.Module]] = Registry(
+    "builtin model", ModelSpecError, builtins="robust_compress.models.resnets"
+)
 PREFIXES = ("builtin", "torchvision", "timm", "py")
 
 
