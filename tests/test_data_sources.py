@@ -338,3 +338,58 @@ def test_shipped_data_recipes_run_on_generated_files(name, tmp_path):
     report = Session(recipe, out=tmp_path / "run").run()
     assert report["per_stage"][-1]["params"] < report["per_stage"][0]["params"]
     assert (tmp_path / "run" / "model.int8.onnx").is_file()
+
+
+KILL_AFTER_EPOCH = textwrap.dedent("""
+    import os, signal, sys
+    from robust_compress.engine.hooks import Hooks
+    from robust_compress.engine.session import Session
+    from robust_compress.recipe import parse_recipe
+
+    class Kill(Hooks):
+        def on_batch(self, stage, epoch, batch, loss):
+            if epoch == 1:  # the second epoch started: the first one is checkpointed
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    session = Session(parse_recipe(sys.stdin.read()), sys.argv[1], hooks=Kill())
+    session.setup()
+    session.run()
+""")
+
+
+def test_a_streamed_run_killed_mid_stage_resumes_to_the_same_weights(tmp_path):
+    import subprocess
+
+    from robust_compress.engine.runfolder import RunFolder
+    from robust_compress.engine.session import Session
+
+    root = make_imagefolder(tmp_path / "pets", per_class=(8, 2), sizes=((32, 32),))
+    recipe = textwrap.dedent(f"""
+        name: resume
+        model: {{spec: builtin:cnn_tiny}}
+        data:
+          name: imagefolder
+          root: {root}
+          batch_size: 8
+          stream: stream
+          workers: 1
+          transforms: {{train: [{{random_crop: {{size: 32, padding: 4}}}}, {{hflip: 0.5}}]}}
+        threat: {{eps: 0.03}}
+        stages: [{{train: {{method: pgd, epochs: 2, adversary: {{attack: pgd, steps: 1}}}}}}]
+        """)
+    whole = Session(parse_recipe(recipe), tmp_path / "whole")
+    whole.setup()
+    whole.run()
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", KILL_AFTER_EPOCH, str(out)]
+    proc = subprocess.run(cmd, input=recipe, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    saved = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["stage_index"], saved["epoch"]) == (0, 1)  # resumes inside the stage
+    resumed = Session(parse_recipe(recipe), RunFolder(out, resume=True))
+    resumed.setup()
+    resumed.run(resume=True)
+    assert resumed.records and resumed.epoch == 0
+    expected, got = whole.model.state_dict(), resumed.model.state_dict()
+    for name, value in expected.items():
+        assert torch.allclose(value.float(), got[name].float(), atol=1e-6), name
