@@ -21,7 +21,7 @@ stages:
   - prune: {ratio: 0.3, finetune_epochs: 1}
   - quantize: {weight_bits: 8, act_bits: 8, qat_epochs: 1}
   - export: {fp32: true, int8: true}
-  - audit: {samples: 16, attacks: [fgsm, pgd], pgd_steps: 3, eps_sweep: []}
+  - audit: {samples: 16, attacks: [fgsm, pgd], pgd_steps: 3, eps_sweep: [], sanity_checks: false}
 """
 
 
