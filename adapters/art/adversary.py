@@ -140,7 +140,8 @@ class ArtAdversary:
         """Return adversarial examples for ``(x, y)`` against ``model`` as it is now.
 
         Args:
-            model: The live classifier (on the CPU), returning logits.
+            model: The live classifier, returning logits, on any device (ART's classifier
+                runs it there; the batch goes through the CPU as numpy arrays).
             x: Images in [0, 1], shape (N, C, H, W) (any shape (N, ...) except for square).
             y: Integer labels, shape (N,).
 
@@ -148,7 +149,7 @@ class ArtAdversary:
             A new tensor like ``x``, in [0, 1] and within ``eps`` of ``x`` under ``norm``.
 
         Raises:
-            UserError: Bad inputs, labels, or a model not on the CPU.
+            UserError: Bad inputs or labels.
         """
         x32, y = _check_batch(x, y, image=self.spec.name == "square")
         _check_model(model)
@@ -160,7 +161,7 @@ class ArtAdversary:
             _check_labels(y, binding.num_classes)
             with seeded_rngs(call_seed):
                 adv = binding.run(x32, y)
-        return project(adv, x32, self.spec.eps, self.spec.norm).to(x.dtype)
+        return project(adv, x32, self.spec.eps, self.spec.norm).to(x.device, x.dtype)
 
     def _bound(self, model: nn.Module, x: Tensor) -> Binding:
         input_shape = tuple(x.shape[1:])
@@ -222,7 +223,7 @@ def black_box_attack(
     clf = blackbox_classifier(predict_np, tuple(x32.shape[1:]), num_classes)
     with seeded_rngs(int(np.random.default_rng(seed).integers(2**31))):
         adv = build_runner(spec, clf)(x32, y)
-    return project(adv, x32, spec.eps, spec.norm).to(x.dtype)
+    return project(adv, x32, spec.eps, spec.norm).to(x.device, x.dtype)
 
 
 def _check_batch(x: Tensor, y: Tensor, image: bool) -> tuple[Tensor, Tensor]:
@@ -230,8 +231,6 @@ def _check_batch(x: Tensor, y: Tensor, image: bool) -> tuple[Tensor, Tensor]:
         raise UserError("x must be a floating-point tensor of shape (batch, ...).")
     if image and x.ndim != 4:
         raise UserError(f"the square attack needs images (N, C, H, W); got shape {tuple(x.shape)}.")
-    if x.device.type != "cpu":
-        raise UserError(f"x is on {x.device}; the ART adversary runs on the CPU.")
     if not isinstance(y, Tensor) or y.shape != (len(x),) or y.is_floating_point():
         raise UserError(f"y must be an integer tensor of shape ({len(x)},) (class indices).")
     if len(x) and (x.min() < 0 or x.max() > 1):
@@ -239,7 +238,8 @@ def _check_batch(x: Tensor, y: Tensor, image: bool) -> tuple[Tensor, Tensor]:
             f"inputs must lie in [0, 1] (got [{float(x.min()):.3g}, {float(x.max()):.3g}]); "
             "move any normalisation inside the model."
         )
-    return x.detach().to(torch.float32).contiguous(), y.detach().long()
+    # ART takes numpy arrays: the batch goes through the CPU, the model stays on its device
+    return x.detach().to("cpu", torch.float32).contiguous(), y.detach().to("cpu").long()
 
 
 def _check_labels(y: Tensor, num_classes: int) -> None:
@@ -253,10 +253,3 @@ def _check_labels(y: Tensor, num_classes: int) -> None:
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch nn.Module, got {type(model).__name__}.")
-    for p in model.parameters():
-        if p.device.type != "cpu":
-            raise UserError(
-                f"the model is on {p.device}; the ART adversary runs on the CPU (ART would "
-                "move the model). Call model.cpu() first."
-            )
-        break

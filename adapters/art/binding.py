@@ -33,6 +33,7 @@ from art.estimators.classification import BlackBoxClassifierNeuralNetwork, PyTor
 from torch import Tensor, nn
 
 from robust_compress.adapters.art.pgd import ART_NORMS, Runner, TensorPGD
+from robust_compress.devices import model_device
 from robust_compress.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,14 @@ class AttackSpec:
 def pytorch_classifier(
     model: nn.Module, input_shape: tuple[int, ...], num_classes: int
 ) -> PyTorchClassifier:
-    """Wrap the live ``model`` (no copy) in an ART classifier on the CPU, inputs in [0, 1]."""
+    """Wrap the live ``model`` (no copy) in an ART classifier on its device, inputs in [0, 1].
+
+    ART's ``device_type="gpu"`` means ``torch.cuda.current_device()``, so a model on another
+    GPU makes that GPU current first.
+    """
+    device = model_device(model)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     return PyTorchClassifier(
         model=model,
         loss=nn.CrossEntropyLoss(),
@@ -63,7 +71,7 @@ def pytorch_classifier(
         nb_classes=num_classes,
         clip_values=(0.0, 1.0),
         preprocessing=None,
-        device_type="cpu",
+        device_type="gpu" if device.type == "cuda" else "cpu",
     )
 
 

@@ -67,8 +67,9 @@ class TensorPGD(ProjectedGradientDescentPyTorch):
         return torch.from_numpy(adv)
 
     def _correct(self, x: Tensor, y: Tensor) -> Tensor:
+        device = self.estimator.device  # the model's; x, y and the result stay on the CPU
         with torch.no_grad():
-            return self.estimator.model(x).argmax(1) == y
+            return (self.estimator.model(x.to(device)).argmax(1) == y.to(device)).cpu()
 
     def _compute_perturbation_pytorch(
         self, x: Tensor, y: Tensor, mask: Tensor | None, momentum: Tensor

@@ -89,7 +89,9 @@ def pgd_linf(
     with frozen_for_attack(model):
         x_adv = x.clone()
         if random_start:
-            noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+            # drawn on the CPU (where the generator lives), so every device gets the same start
+            noise = torch.rand(x.shape, generator=generator, dtype=x.dtype, device="cpu")
+            noise = noise.to(x.device) * 2 - 1
             x_adv = (x + noise * eps).clamp(0, 1)
         for _ in range(steps):
             x_adv = x_adv + step * _input_grad(model, x_adv, y).sign()

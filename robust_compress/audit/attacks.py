@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.attacks.registry import ATTACKS, AttackContext, audit_order, meta
+from robust_compress.devices import model_device
 from robust_compress.errors import UserError, suggest
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Target:
 
     def correct(self, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
         """Boolean tensor: which examples the target classifies correctly."""
-        out = torch.zeros(len(y), dtype=torch.bool)
+        out = torch.zeros(len(y), dtype=torch.bool, device="cpu")
         with torch.no_grad():
             for i in range(0, len(y), batch_size):
                 logits = self.predict(x[i : i + batch_size])
@@ -106,9 +107,10 @@ def make_target(model: nn.Module | None, onnx_path: Path | None) -> Target:
     if model is None:
         raise UserError("nothing to audit: give a torch model or an ONNX file (onnx_path).")
     model.eval()
+    device = model_device(model)
 
-    def predict(x: Tensor) -> Tensor:
-        return model(x)
+    def predict(x: Tensor) -> Tensor:  # images on the CPU in, logits on the CPU out
+        return model(x.to(device)).cpu()
 
     return Target("torch", predict, model)
 
@@ -176,8 +178,12 @@ def craft(
     out = torch.empty_like(x)
     for i in range(0, len(x), budget.batch_size):
         chunk = slice(i, i + budget.batch_size)
+        xs, ys = x[chunk], y[chunk]
+        if isinstance(scored, nn.Module):  # the audit keeps its images on the CPU
+            device = model_device(scored)
+            xs, ys = xs.to(device), ys.to(device)
         try:
-            out[chunk] = adversary.perturb(scored, x[chunk], y[chunk])
+            out[chunk] = adversary.perturb(scored, xs, ys).to(out.device)
         except ValueError as exc:  # ART rejects some models, e.g. probability outputs
             raise UserError(f"the {name} attack cannot run on this model: {exc}") from None
         if on_chunk:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from robust_compress.attacks.torch_attacks import frozen_for_attack
 from robust_compress.audit.attacks import AttackBudget, Target, audit_config, craft
+from robust_compress.devices import model_device
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def check_double_steps(
     idx = clean.nonzero().squeeze(1)
     accs = []
     for steps in ([budget.pgd_steps] if base is None else []) + [2 * budget.pgd_steps]:
-        fooled = torch.zeros(len(y), dtype=torch.bool)
+        fooled = torch.zeros(len(y), dtype=torch.bool, device="cpu")
         if len(idx):
             cfg = audit_config("pgd", budget, steps=steps)
             adv = craft(target, cfg, x[idx], y[idx], budget, salt=1)
@@ -208,7 +209,12 @@ def check_twin_agreement(
         The check, with ``agreement``, ``file_clean``, ``twin_clean`` and ``samples`` added.
     """
     twin.eval()
-    twin_pred, file_pred = (_classes(predict, x, batch) for predict in (twin, file_predict))
+    device = model_device(twin)
+
+    def twin_predict(images: Tensor) -> Tensor:
+        return twin(images.to(device)).cpu()
+
+    twin_pred, file_pred = (_classes(p, x, batch) for p in (twin_predict, file_predict))
     agreement = float((twin_pred == file_pred).float().mean())
     file_clean = float((file_pred == y).float().mean())
     twin_clean = float((twin_pred == y).float().mean())

@@ -230,7 +230,7 @@ def run_ensemble(
         idx = (clean if mode == "alone" else robust).nonzero().squeeze(1)
         say(f"{label(name)} ({source}) on {len(idx)} examples")
         t0 = time.perf_counter()
-        fooled = torch.zeros(n, dtype=torch.bool)
+        fooled = torch.zeros(n, dtype=torch.bool, device="cpu")
         if len(idx):
             adv = craft(target, audit_config(name, budget), x[idx], y[idx], budget)
             worst_delta = max(worst_delta, max_perturbation(adv, x[idx], budget.norm))

@@ -74,7 +74,7 @@ def _sweep_one(target, name, examples, budget, eps_list, say, queries) -> list[d
     rows = []
     for e in eps_list:
         say(f"eps sweep: {name} at eps {e:g} on {len(idx)} examples")
-        fooled = torch.zeros(len(y), dtype=torch.bool)
+        fooled = torch.zeros(len(y), dtype=torch.bool, device="cpu")
         if len(idx):
             cfg = audit_config(name, budget, e, queries=queries)
             adv = craft(target, cfg, x[idx], y[idx], budget, salt=1)

@@ -101,12 +101,23 @@ def run(
     ),
     force: Annotated[bool, Opt(help="Start over, deleting the previous run in --out.")] = False,
     quiet: Annotated[bool, Opt(help="Logs only, no progress bars.")] = False,
+    device: Annotated[
+        str | None, Opt(help="auto, cpu, cuda or cuda:N (default: the recipe's device).")
+    ] = None,
 ) -> None:
     """Run a recipe: train, prune, quantize, export and audit, into a run folder."""
     from robust_compress.cli.run import run_recipe
     from robust_compress.report.run_report import summary_table
 
-    report = run_recipe(recipe, out, set_ or [], resume, force, quiet)
+    if device is not None:
+        from robust_compress.devices import check_device_name
+        from robust_compress.errors import UserError
+
+        try:
+            check_device_name(device)
+        except ValueError as exc:
+            raise UserError(f"--device: {exc}") from None
+    report = run_recipe(recipe, out, set_ or [], resume, force, quiet, device)
     stdout.print(summary_table(report), markup=False)
 
 

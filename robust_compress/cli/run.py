@@ -14,7 +14,13 @@ RESOLVED = "recipe.resolved.yaml"
 
 
 def run_recipe(
-    path: Path, out: Path | None, overrides: list[str], resume: bool, force: bool, quiet: bool
+    path: Path,
+    out: Path | None,
+    overrides: list[str],
+    resume: bool,
+    force: bool,
+    quiet: bool,
+    device: str | None = None,
 ) -> dict:
     """Validate ``path``, prepare the run folder, run every stage and return the report.
 
@@ -27,13 +33,13 @@ def run_recipe(
         raise UserError("--resume and --force contradict each other; pass one of them.")
     distributed.init_from_env()
     try:
-        return _run_recipe(path, out, overrides, resume, force, quiet)
+        return _run_recipe(path, out, overrides, (resume, force, quiet), device)
     finally:
         distributed.shutdown()
 
 
 def _run_recipe(
-    path: Path, out: Path | None, overrides: list[str], resume: bool, force: bool, quiet: bool
+    path: Path, out: Path | None, overrides: list[str], flags: tuple, device: str | None
 ) -> dict:
     from robust_compress.cli.hooks import ProgressHooks
     from robust_compress.engine.runfolder import RunFolder
@@ -42,6 +48,7 @@ def _run_recipe(
     from robust_compress.recipe.loader import dump_resolved, load_recipe, parse_recipe
     from robust_compress.training import distributed
 
+    resume, force, quiet = flags
     recipe = load_recipe(path, overrides)
     errors, warnings = check_order(recipe)
     if errors:
@@ -64,7 +71,8 @@ def _run_recipe(
         stdout.quiet = True
     distributed.barrier()  # the folder is claimed (or the run stopped) before anyone goes on
     with Bars(quiet or not main) as bars:
-        session = Session(recipe, folder, hooks=ProgressHooks(bars) if main else None)
+        hooks = ProgressHooks(bars) if main else None
+        session = Session(recipe, folder, hooks=hooks, device=device)
         session.setup()
         if resume:
             _restore(session, folder_path)
@@ -93,7 +101,9 @@ def _check_same_recipe(resolved: Path, now: str, parse_recipe) -> None:
     from robust_compress.recipe.loader import load_run_recipe
 
     before = load_run_recipe(resolved)
-    if before != parse_recipe(now, source="<recipe>"):
+    now_recipe = parse_recipe(now, source="<recipe>")
+    same_device = now_recipe.model_copy(update={"device": before.device})  # may move on resume
+    if before != same_device:
         raise UserError(
             f"the recipe differs from the one this run started with ({resolved}); resume with "
             "the same recipe and --set values, or start over with --force."

@@ -18,7 +18,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from robust_compress.data.augment import Augment
-from robust_compress.data.tensors import TensorData, as_pixels, epoch_order, shard_len
+from robust_compress.data.tensors import (
+    TensorData,
+    as_pixels,
+    epoch_order,
+    shard_len,
+    to_device,
+)
 from robust_compress.errors import UserError
 
 
@@ -57,6 +63,7 @@ class StreamData:
         name: Dataset name, for reports.
         workers: Worker processes of the loader (0 reads in the main process).
         augment: Random augmentation of training batches.
+        device: Where batches are handed out (the model's device); None: the CPU.
     """
 
     items: Items
@@ -65,6 +72,7 @@ class StreamData:
     name: str = ""
     workers: int = 2
     augment: Augment | None = None
+    device: torch.device | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -84,7 +92,8 @@ class StreamData:
         for x, y in self._iterate(torch.arange(len(self)), 256):
             xs.append(x)
             ys.append(y)
-        return TensorData(torch.cat(xs), torch.cat(ys), self.num_classes, self.name, self.augment)
+        x, y = torch.cat(xs), torch.cat(ys)
+        return TensorData(x, y, self.num_classes, self.name, self.augment, self.device)
 
     def batches(
         self,
@@ -99,7 +108,7 @@ class StreamData:
         """Yield ``(x, y)`` batches of floats in [0, 1], like :meth:`TensorData.batches`."""
         order = epoch_order(len(self), shuffle, seed, rank, world)
         for b, (x, y) in enumerate(self._iterate(order, batch_size)):
-            x = as_pixels(x)
+            x, y = to_device(as_pixels(x), y, self.device)
             if augment and self.augment is not None:
                 x = self.augment(x, seed * 100_003 + b)
             yield x, y
@@ -115,6 +124,7 @@ class StreamData:
             sampler=order.tolist(),
             num_workers=self.workers,
             collate_fn=collate,
+            pin_memory=self.device is not None and self.device.type == "cuda",
         )
         try:
             yield from loader
@@ -132,7 +142,7 @@ def collate(batch: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor]:
                 f"the dataset's images differ in size ({tuple(first)} and {tuple(image.shape)}): "
                 "give data.transforms a resize and a center_crop that make them one size."
             )
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64, device="cpu")
 
 
 def _original_message(exc: Exception) -> str:

@@ -8,7 +8,7 @@ instead of 737 MB as floats) or as floats in [0, 1]; every batch is handed out a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -24,6 +24,13 @@ def as_pixels(x: Tensor) -> Tensor:
     return x.to(torch.float32)
 
 
+def to_device(x: Tensor, y: Tensor, device: torch.device | None) -> tuple[Tensor, Tensor]:
+    """``x`` and ``y`` on ``device`` (non-blocking copies); unchanged when ``device`` is None."""
+    if device is None or x.device == device:
+        return x, y
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
 def epoch_order(n: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1) -> Tensor:
     """The indices one epoch visits, on rank ``rank`` of ``world``.
 
@@ -34,13 +41,13 @@ def epoch_order(n: int, shuffle: bool, seed: int, rank: int = 0, world: int = 1)
     (plus at most ``world - 1`` repeats).
     """
     if shuffle:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed), device="cpu")
     else:
-        order = torch.arange(n)
+        order = torch.arange(n, device="cpu")
     if world > 1:
         if not 0 <= rank < world:
             raise UserError(f"rank {rank} is outside 0..{world - 1}.")
-        order = order[torch.arange(shard_len(n, world) * world) % n][rank::world]
+        order = order[torch.arange(shard_len(n, world) * world, device="cpu") % n][rank::world]
     return order
 
 
@@ -59,6 +66,7 @@ class TensorData:
         num_classes: Number of classes.
         name: Dataset name, for reports.
         augment: Random augmentation of training batches (``batches(augment=True)``).
+        device: Where batches are handed out (the model's device); None: where ``x`` is.
     """
 
     x: Tensor
@@ -66,6 +74,7 @@ class TensorData:
     num_classes: int
     name: str = ""
     augment: Augment | None = None
+    device: torch.device | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -78,9 +87,7 @@ class TensorData:
     def subset(self, n: int | None, start: int = 0) -> TensorData:
         """Return examples ``start`` .. ``start + n`` (all from ``start`` when ``n`` is None)."""
         end = None if n is None else start + n
-        return TensorData(
-            self.x[start:end], self.y[start:end], self.num_classes, self.name, self.augment
-        )
+        return replace(self, x=self.x[start:end], y=self.y[start:end])
 
     def head(self, n: int | None = None) -> TensorData:
         """The first ``n`` examples (all when None) in memory, as floats in [0, 1]."""
@@ -97,7 +104,7 @@ class TensorData:
         world: int = 1,
         augment: bool = False,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches of floats in [0, 1]; the order is fixed by ``seed``.
+        """Yield ``(x, y)`` batches of floats in [0, 1] on ``device``; ``seed`` fixes the order.
 
         ``augment`` applies the data's random augmentation (when it has one), drawn from
         ``seed`` and the batch's index, so a resumed epoch sees the same images. Sharding over
@@ -106,10 +113,10 @@ class TensorData:
         order = epoch_order(len(self), shuffle, seed, rank, world)
         for b, i in enumerate(range(0, len(order), batch_size)):
             idx = order[i : i + batch_size]
-            x = as_pixels(self.x[idx])
+            x, y = to_device(as_pixels(self.x[idx]), self.y[idx], self.device)
             if augment and self.augment is not None:
                 x = self.augment(x, seed * 100_003 + b)
-            yield x, self.y[idx]
+            yield x, y
 
     def num_batches(self, batch_size: int, world: int = 1) -> int:
         """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""

@@ -28,7 +28,9 @@ from torch import Tensor, nn
 
 from robust_compress.attacks.factory import build_adversary
 from robust_compress.data.datasets import StreamData, TensorData, open_data
+from robust_compress.devices import check_device_name, place, prepare
 from robust_compress.engine import state as session_state
+from robust_compress.engine.fit_check import check_model_fits
 from robust_compress.engine.hooks import HookList, Hooks
 from robust_compress.engine.runfolder import RunFolder
 from robust_compress.errors import UserError
@@ -50,6 +52,7 @@ class Session:
         recipe: A validated :class:`robust_compress.recipe.loader.Recipe`.
         out: The run folder (a path or :class:`RunFolder`); None keeps everything in memory.
         hooks: Lifecycle hooks (progress bars, logging, a user's callbacks).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, instead of the recipe's ``device``.
     """
 
     def __init__(
@@ -57,8 +60,12 @@ class Session:
         recipe,
         out: RunFolder | str | Path | None = None,
         hooks: Hooks | list[Hooks] | None = None,
+        device: str | None = None,
     ):
         self.recipe = recipe
+        self.device_name = check_device_name(device) if device else recipe.device
+        self.device = torch.device("cpu")  # resolved by setup()
+        self.amp_dtype: torch.dtype | None = None
         self.out = RunFolder(out) if isinstance(out, str | Path) else out
         self.hooks = (
             hooks
@@ -88,12 +95,17 @@ class Session:
             model: Use this model instead of the recipe's ``model.spec``.
         """
         torch.manual_seed(self.recipe.seed)
+        self.device, self.amp_dtype = prepare(self.device_name, self.recipe.compute)
         self._load_data()
         if model is None:
             model = self._fresh_model(weights=True)
-        self.model = model
-        self._check_model_fits(model)
+        self.model = self.place(model)
+        check_model_fits(self, model)
         return model
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """``model`` moved to the session's device (channels-last when the recipe asks)."""
+        return place(model, self.device, self.recipe.compute.channels_last)
 
     def _load_data(self) -> None:
         d = self.recipe.data
@@ -105,6 +117,9 @@ class Session:
             self.holdout = train.subset(None, len(train) - d.holdout)
             train = train.subset(len(train) - d.holdout)
         self.train_data = train.subset(d.train_subset) if d.train_subset else train
+        for data in (self.train_data, self.test_data, self.holdout):
+            if data is not None:
+                data.device = self.device
 
     @property
     def num_classes(self) -> int:
@@ -118,34 +133,7 @@ class Session:
 
     def example(self, n: int = 1) -> Tensor:
         """The first ``n`` training images (a fixed example input)."""
-        return self.train_data.head(n).x.clone()
-
-    def _check_model_fits(self, model: nn.Module) -> None:
-        from robust_compress.recipe.checks import check_against_model
-
-        errors, warnings = check_against_model(self.recipe, model)
-        for w in warnings:
-            log.warning("%s", w)
-            self.hooks.on_message(f"warning: {w}")
-        if errors:
-            raise UserError("the recipe does not fit the model: " + "; ".join(errors))
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(self.example(2))
-        except RuntimeError as exc:
-            msg = " ".join(str(exc).split())[:200]
-            raise UserError(
-                f"the model cannot take the dataset's input shape {self.input_shape}: {msg}"
-            ) from None
-        finally:
-            model.train(was)
-        if out.ndim != 2 or out.shape[1] != self.num_classes:
-            raise UserError(
-                f"the model returns shape {tuple(out.shape)} but the dataset has "
-                f"{self.num_classes} classes: expected (N, {self.num_classes})."
-            )
+        return self.train_data.head(n).x.to(self.device)
 
     # ----- running a recipe -----------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
@@ -226,7 +214,7 @@ class Session:
             load_weights(model, c.weights)
         if c.normalize is not None:
             with_input_normalization(model, c.normalize.mean, c.normalize.std, channels)
-        return model
+        return self.place(model)
 
     def adversary_for(self, index: int, cfg=None):
         """The (cached) adversary of stage ``index``: its adversary block, or ``cfg``.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     Field,
@@ -25,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from robust_compress.config import STRICT, BaseStage, registered
 from robust_compress.data.configs import DataConfig
+from robust_compress.devices import ComputeConfig, check_device_name
 from robust_compress.errors import suggest
 from robust_compress.recipe.rules import resolve_adversaries, rule_problems
 from robust_compress.threat import eps_error
@@ -118,6 +120,8 @@ class Recipe(BaseModel):
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     threat: ThreatConfig
+    device: Annotated[str, AfterValidator(check_device_name)] = "auto"
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     stages: list[SerializeAsAny[BaseStage]] = Field(min_length=1)
 
     @field_serializer("stages")

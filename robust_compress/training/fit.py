@@ -96,6 +96,7 @@ def fit(
             forward_model=net,
             penalty=hooks.penalty(epoch) if hooks.penalty else None,
             after_backward=hooks.after_backward(epoch) if hooks.after_backward else None,
+            amp=session.amp_dtype,
         )
         loss = train_epoch(session.model, data, opt, plan, adversary)
         _end_epoch(session, label, (epoch, epochs), loss, start)
@@ -125,9 +126,14 @@ def phase_of(epoch: int, phases: list[int]) -> tuple[int, int]:
 
 
 def _wrap(session, label: str):
-    """The model's DistributedDataParallel wrapper (the model itself in one process)."""
-    if not distributed.is_distributed():
-        return session.model
-    gc.collect()  # an old wrapper's gradient hooks go with it; never let two reducers fire
-    distributed.check_same_shapes(session.model, f"stage {label}")
-    return distributed.wrap(session.model)
+    """What computes the loss: the model, in DDP under torchrun, compiled if the recipe asks."""
+    net = session.model
+    if distributed.is_distributed():
+        gc.collect()  # an old wrapper's gradient hooks go with it; never let two reducers fire
+        distributed.check_same_shapes(session.model, f"stage {label}")
+        net = distributed.wrap(session.model)
+    if session.recipe.compute.compile:
+        import torch
+
+        net = torch.compile(net)
+    return net

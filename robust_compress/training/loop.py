@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from robust_compress.attacks.torch_attacks import correct
 from robust_compress.data.datasets import TensorData
+from robust_compress.devices import autocast
 from robust_compress.errors import RunError
 from robust_compress.training.distributed import all_finite
 from robust_compress.training.optim import build_optimizer, lr_factor
@@ -78,6 +79,8 @@ class EpochPlan:
         lr_at: Learning rate for the batch index within this epoch.
         epoch: The epoch number, for hooks and messages.
         where: Names the stage in the message of a non-finite loss.
+        amp: Autocast dtype of the forward and backward passes (adversary included), or
+            None for float32; float16 adds a gradient scaler.
         shard: ``(rank, world)``: train on this rank's share of the epoch (see
             :meth:`TensorData.batches`).
         on_batch: Called as ``on_batch(epoch, batch, loss)`` after each step.
@@ -99,6 +102,7 @@ class EpochPlan:
     forward_model: nn.Module | None = None
     penalty: Callable[[], Tensor] | None = None
     after_backward: Callable[[], None] | None = None
+    amp: torch.dtype | None = None
 
 
 def train_epoch(
@@ -126,18 +130,17 @@ def train_epoch(
     net = model if plan.forward_model is None else plan.forward_model
     rank, world = plan.shard
     batches = data.batches(plan.batch_size, True, plan.seed, rank=rank, world=world, augment=True)
+    scaler = torch.amp.GradScaler() if plan.amp == torch.float16 else None
     for b, (x, y) in enumerate(batches):
         for group in opt.param_groups:
             group["lr"] = plan.lr_at(b)
-        loss = batch_loss(net, x, y, adversary, attack_model=model)
-        if plan.penalty is not None:
-            loss = loss + plan.penalty()
+        with autocast(x.device, plan.amp):
+            loss = batch_loss(net, x, y, adversary, attack_model=model)
+            if plan.penalty is not None:
+                loss = loss + plan.penalty()
         _check_finite_loss(loss, plan, b)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if plan.after_backward is not None:
-            plan.after_backward()
-        opt.step()
+        _step(loss, opt, plan.after_backward, scaler)
         value = loss.item()
         total += value
         n += 1
@@ -145,6 +148,22 @@ def train_epoch(
             plan.on_batch(plan.epoch, b, value)
     _check_finite_weights(model, plan.where, plan.epoch)
     return total / max(n, 1)
+
+
+def _step(loss: Tensor, opt, after_backward: Callable[[], None] | None, scaler) -> None:
+    """Backward and optimizer step (through the fp16 gradient scaler when there is one)."""
+    if scaler is None:
+        loss.backward()
+        if after_backward is not None:
+            after_backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)  # true gradients for the regulariser and the finite check
+    if after_backward is not None:
+        after_backward()
+    scaler.step(opt)
+    scaler.update()
 
 
 def _check_finite_loss(loss: Tensor, plan: EpochPlan, batch: int) -> None:
