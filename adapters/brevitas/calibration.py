@@ -1,4 +1,4 @@
-"""Calibration batches for the Brevitas quantizer: the inputs of a user's iterable."""
+"""Calibration for the Brevitas quantizer: the inputs of a user's iterable, and the passes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from robust_compress.errors import UserError
+from robust_compress.adapters.brevitas.compat import bias_correction, calibration_mode
+from robust_compress.errors import UserError, first_line
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -32,3 +33,41 @@ def take_batches(calib: Iterable[Any], n: int, device: torch.device) -> list[Ten
     if not batches:
         raise UserError("calibration data is empty; pass at least one input batch.")
     return batches
+
+
+def calibrate(qmodel: nn.Module, batches: list[Tensor], correct_bias: bool, name: str) -> None:
+    """Set the activation scales of ``qmodel`` on ``batches``; then correct its biases.
+
+    Args:
+        qmodel: The fake-quant model (in eval mode).
+        batches: Input batches.
+        correct_bias: Run Brevitas' bias correction after the calibration.
+        name: The float model's class name (for messages).
+
+    Raises:
+        UserError: The fake-quant model fails to run (an operation Brevitas cannot handle).
+    """
+    phase = "calibration"
+    try:
+        with torch.no_grad():
+            with calibration_mode(qmodel):
+                for x in batches:
+                    qmodel(x)
+            if correct_bias:
+                phase = "bias correction"
+                with bias_correction(qmodel):
+                    for x in batches:
+                        qmodel(x)
+    except UserError:
+        raise
+    except Exception as exc:
+        hint = (
+            "set quantize.bias_correction: false, or choose another model"
+            if phase == "bias correction"
+            else "choose another model, or quantize a submodule Brevitas supports"
+        )
+        raise UserError(
+            f"Brevitas' fake-quant {name} fails in its {phase} ({type(exc).__name__}: "
+            f"{first_line(exc)[:200]}); Brevitas cannot run an operation of this model "
+            f"on quantized tensors: {hint}."
+        ) from None

@@ -37,27 +37,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from robust_compress.adapters.brevitas.calibration import device_of, take_batches
+from robust_compress.adapters.brevitas.calibration import calibrate, device_of, take_batches
+from robust_compress.adapters.brevitas.compat import quantized_graph
 from robust_compress.adapters.onnxruntime import intfile as ort_intfile
-from robust_compress.errors import UserError, first_line
+from robust_compress.adapters.onnxruntime import runtime as ort_runtime
+from robust_compress.adapters.onnxruntime.exportable import exportable
+from robust_compress.errors import UserError
 
-# Importing Brevitas prints a CUDA notice through torch's logger and three library warnings
-# (deprecations, an optional package) that say nothing to our users: keep them out.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+# compat (imported above) has quieted Brevitas' import notices.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from brevitas.export import export_onnx_qcdq
-    from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
-    from brevitas.graph.quantize import (
-        COMPUTE_LAYER_MAP,
-        QUANT_ACT_MAP,
-        QUANT_IDENTITY_MAP,
-        preprocess_for_quantize,
-        quantize,
-    )
+    from brevitas.graph.quantize import COMPUTE_LAYER_MAP, QUANT_ACT_MAP, QUANT_IDENTITY_MAP
     from brevitas.quant import Int8WeightPerChannelFloat, Int8WeightPerTensorFloat
 
 log = logging.getLogger(__name__)
@@ -153,14 +146,7 @@ class BrevitasQuantizer:
                 warnings.filterwarnings("ignore", message=message)
             qmodel = self._quantized_copy(model)
         qmodel.eval()
-        with torch.no_grad():
-            with calibration_mode(qmodel):
-                for x in batches:
-                    qmodel(x)
-            if self.bias_correction:
-                with bias_correction_mode(qmodel):
-                    for x in batches:
-                        qmodel(x)
+        calibrate(qmodel, batches, self.bias_correction, type(model).__name__)
         qmodel.train(model.training)
         log.info(
             "quantized %s: w%d (grid %d bits) a%d %s, calibrated on %d batches%s",
@@ -224,35 +210,30 @@ class BrevitasQuantizer:
     def _write_qcdq(self, model: nn.Module, path: Path, example: Tensor) -> None:
         export_model = copy.deepcopy(model)  # export attaches handlers; keep the caller's clean
         example = example[:1].detach().to(device_of(model))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), exportable(export_model, example):
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
-            export_onnx_qcdq(
-                export_model,
-                args=example,
-                export_path=str(path),
-                dynamo=False,
-                keep_initializers_as_inputs=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            )
+            try:
+                export_onnx_qcdq(
+                    export_model,
+                    args=example,
+                    export_path=str(path),
+                    dynamo=False,
+                    opset_version=ort_runtime.OPSET,
+                    keep_initializers_as_inputs=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                )
+            except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+                raise ort_runtime.export_error(model, path, exc) from None
 
     def _quantized_copy(self, model: nn.Module) -> nn.Module:
         """Trace a copy of ``model``, fold BatchNorm and swap in quantized layers."""
         float_copy = copy.deepcopy(model).eval()
         for p in float_copy.parameters():
             p.grad = None
-        try:
-            graph = preprocess_for_quantize(float_copy)
-        except Exception as exc:  # noqa: BLE001 - fx raises many types on untraceable code
-            first = first_line(exc)
-            raise UserError(
-                f"Brevitas cannot trace {type(model).__name__} with torch.fx ({first}). "
-                "Remove data-dependent control flow from forward(), or quantize a traceable "
-                "submodule."
-            ) from exc
-        return quantize(graph, **self._quant_maps())
+        return quantized_graph(float_copy, self._quant_maps())
 
     def _quant_maps(self) -> dict[str, dict]:
         """Brevitas' default layer maps, with this quantizer's bit widths and granularity."""

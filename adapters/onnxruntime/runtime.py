@@ -20,6 +20,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from robust_compress.adapters.onnxruntime.exportable import exportable
 from robust_compress.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def export_onnx(model: nn.Module, path: Path, example: Tensor, dynamic_batch: bo
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), exportable(model, example):
             for message in _QUIET_WARNINGS:
                 warnings.filterwarnings("ignore", message=message)
             torch.onnx.export(
@@ -67,11 +68,25 @@ def export_onnx(model: nn.Module, path: Path, example: Tensor, dynamic_batch: bo
                 output_names=[OUTPUT_NAME],
                 dynamic_axes=axes,
             )
+        onnx.checker.check_model(str(path), full_check=True)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+        raise export_error(model, path, exc) from None
     finally:
         model.train(was_training)
-    onnx.checker.check_model(str(path), full_check=True)
     log.info("exported fp32 ONNX to %s", path)
     return path
+
+
+def export_error(model: nn.Module, path: Path, exc: BaseException) -> UserError:
+    """A failed ONNX export as a UserError: what failed and what to change."""
+    return UserError(
+        f"torch cannot export {type(model).__name__} to ONNX ({path.name}): "
+        f"{type(exc).__name__}: {first_line(exc)[:300]}. The model uses an operation ONNX "
+        f"opset {OPSET} cannot express: rewrite that part of its forward() with standard "
+        "layers, or choose another model."
+    )
 
 
 def _session_options(threads: int, optimized_model_path: Path | None) -> ort.SessionOptions:

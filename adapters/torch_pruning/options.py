@@ -9,6 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from robust_compress.errors import UserError, suggest
+from robust_compress.registry import IMPORTANCE
 
 
 @dataclass
@@ -33,3 +34,29 @@ class PrunerOptions:
             if name not in known:
                 raise UserError(f"unknown pruner option {name!r}." + suggest(name, known))
         return cls(**options)
+
+
+def validate(importance: str, ratio: float, steps: int, o: PrunerOptions) -> None:
+    """Check the pruner's settings.
+
+    Raises:
+        UserError: A value is out of range, or the criterion lacks what it needs.
+    """
+    IMPORTANCE.entry(importance)  # raises UserError with close matches when unknown
+    if not 0.0 <= float(ratio) < 1.0:
+        raise UserError(f"pruning ratio must be in [0, 1), got {ratio}.")
+    if int(steps) < 1:
+        raise UserError(f"pruning steps must be at least 1, got {steps}.")
+    if o.round_to is not None and int(o.round_to) < 1:
+        raise UserError(f"round_to must be a positive integer or None, got {o.round_to}.")
+    if fact(importance, "gradients") and o.batches is None:
+        raise UserError(f"importance {importance!r} needs batches: a callable yielding (x, y).")
+    if fact(importance, "needs_adversary") and o.adversary is None:
+        raise UserError(f"importance {importance!r} needs an adversary with perturb(model, x, y).")
+    if int(o.grad_batches) < 1:
+        raise UserError(f"grad_batches must be at least 1, got {o.grad_batches}.")
+
+
+def fact(importance: str, key: str) -> bool:
+    """One meta fact of a registered importance criterion (``gradients``, ...)."""
+    return bool(IMPORTANCE.entry(importance).meta.get(key, False))

@@ -34,12 +34,18 @@ from typing import Any
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from robust_compress.adapters.torch_pruning.graph import (
+    attention_heads,
+    build_pruner,
+    check_runs,
+    sync_attention,
+)
 from robust_compress.adapters.torch_pruning.importance import (
     LearnedScoreImportance,
     loss_gradients,
     make_importance,
 )
-from robust_compress.adapters.torch_pruning.options import PrunerOptions
+from robust_compress.adapters.torch_pruning.options import PrunerOptions, fact, validate
 from robust_compress.adapters.torch_pruning.sparse import (
     SparsePruner,
     check_sparsity_reg,
@@ -57,7 +63,6 @@ from robust_compress.adapters.torch_pruning.state import (
 )
 from robust_compress.errors import UserError
 from robust_compress.models.layer_names import find_head, resolve_names
-from robust_compress.registry import IMPORTANCE
 
 __all__ = [
     "StructuredPruner",
@@ -101,7 +106,7 @@ class StructuredPruner:
 
     def __init__(self, importance: str = "l1", ratio: float = 0.5, steps: int = 1, **options: Any):
         o = PrunerOptions.from_keywords(options)
-        _validate(importance, ratio, steps, o.round_to, o.adversary, o.batches, o.grad_batches)
+        validate(importance, ratio, steps, o)
         self.sparsity_reg = check_sparsity_reg(o.sparsity_reg, importance, o.scores)
         self.importance = importance
         self.ratio = float(ratio)
@@ -147,7 +152,8 @@ class StructuredPruner:
         self._base_history = pruning_record(model)["history"]
         sparse = {"reg": self.sparsity_reg} if self.sparsity_reg > 0 else {}
         with traceable(model):
-            self._pruner = (SparsePruner if sparse else tp.pruner.BasePruner)(
+            self._pruner = build_pruner(
+                SparsePruner if sparse else tp.pruner.BasePruner,
                 model,
                 example_inputs,
                 importance=(
@@ -160,6 +166,7 @@ class StructuredPruner:
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,
+                num_heads=attention_heads(model),
                 **sparse,
             )
         self._model = model
@@ -196,11 +203,13 @@ class StructuredPruner:
             log.warning("all %d pruning steps were taken; step() does nothing", self.steps)
             return False
         model = self._model
-        if _fact(self.importance, "gradients"):
+        if fact(self.importance, "gradients"):
             self._load_gradients(model)
         shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
         with traceable(model):
             self._pruner.step()
+        sync_attention(model)
+        check_runs(model, self._example)
         self._pruner.update_regularizer()  # its groups held the old channel indices
         self.steps_taken += 1
         history = self._base_history + self._pruner.pruning_history()
@@ -248,7 +257,7 @@ class StructuredPruner:
     def _load_gradients(self, model: nn.Module) -> None:
         imp = self._pruner.importance
         assert hasattr(imp, "grads"), f"criterion {self.importance!r} takes no gradients"
-        adversary = self.adversary if _fact(self.importance, "needs_adversary") else None
+        adversary = self.adversary if fact(self.importance, "needs_adversary") else None
         imp.grads = loss_gradients(model, self.batches, self.grad_batches, adversary)
 
     def report(self) -> dict[str, Any]:
@@ -270,24 +279,3 @@ class StructuredPruner:
             "ignored": list(self._ignored),
             "sparsity_reg": self.sparsity_reg,
         }
-
-
-def _validate(importance, ratio, steps, round_to, adversary, batches, grad_batches) -> None:
-    IMPORTANCE.entry(importance)  # raises UserError with close matches when unknown
-    if not 0.0 <= float(ratio) < 1.0:
-        raise UserError(f"pruning ratio must be in [0, 1), got {ratio}.")
-    if int(steps) < 1:
-        raise UserError(f"pruning steps must be at least 1, got {steps}.")
-    if round_to is not None and int(round_to) < 1:
-        raise UserError(f"round_to must be a positive integer or None, got {round_to}.")
-    if _fact(importance, "gradients") and batches is None:
-        raise UserError(f"importance {importance!r} needs batches: a callable yielding (x, y).")
-    if _fact(importance, "needs_adversary") and adversary is None:
-        raise UserError(f"importance {importance!r} needs an adversary with perturb(model, x, y).")
-    if int(grad_batches) < 1:
-        raise UserError(f"grad_batches must be at least 1, got {grad_batches}.")
-
-
-def _fact(importance: str, key: str) -> bool:
-    """One meta fact of a registered importance criterion (``gradients``, ...)."""
-    return bool(IMPORTANCE.entry(importance).meta.get(key, False))

@@ -19,6 +19,7 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from robust_compress.adapters.torch_pruning.graph import sync_attention
 from robust_compress.errors import CheckpointError
 from robust_compress.models.state import preserved_state
 from robust_compress.safe_load import safe_torch_load
@@ -114,6 +115,7 @@ def _replay(model: nn.Module, history: list, input_shape: list[int]) -> None:
         with traceable(model):
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
             graph.load_pruning_history([list(op) for op in history])
+        sync_attention(model)
     except (AttributeError, ValueError, IndexError, RuntimeError) as exc:
         raise CheckpointError(
             f"the pruning history does not fit {type(model).__name__}: {exc}. Pass a fresh, "
