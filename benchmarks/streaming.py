@@ -88,10 +88,13 @@ def measure_loader(root: Path, args: argparse.Namespace, stream: str = "stream")
     before = _private_mb(os.getpid())
     data = _data(root, args, stream)
     start, n, workers_peak, main_peak = time.perf_counter(), 0, 0.0, 0.0
+    total, marks, growth = len(data), [0.25, 0.5, 1.0], {}
     for x, _ in data.batches(args.batch_size, True, seed=1, augment=True):
         n += len(x)
         workers_peak = max(workers_peak, sum(_private_mb(pid) for pid in _children()))
         main_peak = max(main_peak, _private_mb(os.getpid()))
+        while marks and n >= marks[0] * total:  # does the growth follow the images read?
+            growth[f"{marks.pop(0):.0%}"] = main_peak - before
     seconds = time.perf_counter() - start
     c, h, w = data.input_shape
     return {
@@ -100,6 +103,7 @@ def measure_loader(root: Path, args: argparse.Namespace, stream: str = "stream")
         "per_second": n / seconds,
         "main_growth_mb": max(main_peak, _private_mb(os.getpid())) - before,
         "workers_private_mb": workers_peak,
+        "main_growth_by_share_mb": growth,
         "decoded_uint8_mb": n * c * h * w / MB,
         "decoded_float_mb": 4 * n * c * h * w / MB,
     }
@@ -176,6 +180,7 @@ def report(runs: dict[str, dict], args: argparse.Namespace) -> str:
     share = streamed["per_second"] / memory["per_second"]
     stream_mb = loader["main_growth_mb"] + loader["workers_private_mb"]
     read_share = read["main_growth_mb"] / loader["decoded_float_mb"]
+    by_share = ", ".join(f"{v:,.0f}" for v in loader["main_growth_by_share_mb"].values())
     return f"""# Streaming data: the loader against the training step
 
 `make bench` (benchmarks/streaming.py) on a generated ImageFolder of {loader["images"]:,}
@@ -197,8 +202,9 @@ other. Training figures are over {memory["images"]:,} images.
   **{stream_mb:,.0f} MB**. Reading the folder into memory instead grows the main process by
   {read["main_growth_mb"]:,.0f} MB. The decoded set takes {loader["decoded_uint8_mb"]:,.0f} MB
   as uint8 and {loader["decoded_float_mb"]:,.0f} MB as float32: the streamed epoch's peak is
-  **{stream_mb / loader["decoded_float_mb"]:.2f}x** the float32 size (and does not grow with the
-  number of images), the in-memory path's {read_share:.2f}x.
+  **{stream_mb / loader["decoded_float_mb"]:.2f}x** the float32 size, the in-memory path's
+  {read_share:.2f}x. The streamed epoch's main-process growth after 25%, 50% and 100% of its
+  images: {by_share} MB.
 """
 
 

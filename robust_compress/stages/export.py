@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -23,22 +24,25 @@ def run(session, stage, label: str) -> StageResult:
     if int8 and session.quant_config is None:
         raise UserError(f"stage {label}: int8 export needs a quantize stage before it.")
     folder, x = session.out.path, session.test_data.head(PARITY_SAMPLES).x
-    example = session.example(1)
-    paths = {"dense": ort.export_onnx(session.dense_model(), folder / "model.dense.onnx", example)}
+    example = session.example(1).cpu()  # ONNX files are written from CPU copies (the CPU: as is)
+    dense = on_cpu(session.dense_model())
+    paths = {"dense": ort.export_onnx(dense, folder / "model.dense.onnx", example)}
     info: dict = {}
     if stage.fp32:
-        path = ort.export_onnx(session.float_reference(), folder / "model.onnx", example)
+        float_model = on_cpu(session.float_reference())
+        path = ort.export_onnx(float_model, folder / "model.onnx", example)
         paths["fp32"] = path
         info["fp32"] = {
             "path": path.name,
-            "parity_max_abs": ort.parity_max_abs(session.float_reference(), path, x),
+            "parity_max_abs": ort.parity_max_abs(float_model, path, x),
         }
     if int8:
-        exported = _export_int8(session, folder / "model.int8.onnx", example)
+        quantized = on_cpu(session.model)
+        exported = _export_int8(session, quantized, folder / "model.int8.onnx", example)
         path = paths["int8"] = Path(exported["path"])
         info["int8"] = {
             "path": path.name,
-            "top1_agreement": ort.top1_agreement(session.model, path, x),
+            "top1_agreement": ort.top1_agreement(quantized, path, x),
             **_int_file_summary(exported),
         }
     latency = measure_latency(paths, batch_sizes=(1, 64), warmup=10, iters=60, threads=1)
@@ -52,11 +56,18 @@ def run(session, stage, label: str) -> StageResult:
     return StageResult("onnx", info)
 
 
-def _export_int8(session, path, example) -> dict:
+def on_cpu(model):
+    """``model`` itself on the CPU; a CPU copy of a model that lives on another device."""
+    from robust_compress.devices import model_device
+
+    return model if model_device(model).type == "cpu" else copy.deepcopy(model).cpu()
+
+
+def _export_int8(session, model, path, example) -> dict:
     from robust_compress.quantization.registry import build_quantizer
 
     quantizer = build_quantizer(session.quant_config)
-    return quantizer.export_with_report(session.model, path, example)
+    return quantizer.export_with_report(model, path, example)
 
 
 def _int_file_summary(exported: dict) -> dict:

@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 def make_quantized(session, float_model, options: dict, calib=None):
-    """Return a calibrated fake-quant copy of ``float_model`` (``float_model`` untouched).
+    """Return a calibrated fake-quant copy of ``float_model`` on the session's device.
 
     Args:
         session: The session (its training data calibrates when ``calib`` is None).
@@ -21,7 +21,7 @@ def make_quantized(session, float_model, options: dict, calib=None):
     """
     if calib is None:
         calib = (x for x, _ in session.train_data.batches(session.recipe.data.batch_size))
-    return build_quantizer(options).prepare(float_model, calib)
+    return session.place(build_quantizer(options).prepare(float_model, calib))
 
 
 def quantize_model(session, stage, calib=None):
