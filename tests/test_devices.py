@@ -115,7 +115,8 @@ def test_a_gpu_asked_for_without_one_is_a_clear_error(tmp_path):
         Session(_recipe("device: cuda")).setup()
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE.replace("DEVICE", ""))
-    result = CliRunner().invoke(app, ["run", str(recipe), "--device", "cuda:1"])
+    out = str(tmp_path / "run")
+    result = CliRunner().invoke(app, ["run", str(recipe), "--out", out, "--device", "cuda:1"])
     assert result.exit_code == 2 and "torch sees no CUDA GPU" in result.output
     assert "Traceback" not in result.output
 
