@@ -19,11 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from robust_compress.data.augment import Augment
 from robust_compress.data.tensors import (
+    Batching,
     TensorData,
     as_pixels,
-    epoch_order,
-    shard_len,
-    to_device,
 )
 from robust_compress.errors import UserError
 
@@ -53,7 +51,7 @@ class Items(Dataset):
 
 
 @dataclass
-class StreamData:
+class StreamData(Batching):
     """A dataset streamed from disk (see the module docstring).
 
     Attributes:
@@ -89,35 +87,13 @@ class StreamData:
     def to_memory(self) -> TensorData:
         """Every example read into memory, as stored (``uint8`` stays ``uint8``)."""
         xs, ys = [], []
-        for x, y in self._iterate(torch.arange(len(self)), 256):
+        for x, y in self._raw_batches(torch.arange(len(self)), 256):
             xs.append(x)
             ys.append(y)
         x, y = torch.cat(xs), torch.cat(ys)
         return TensorData(x, y, self.num_classes, self.name, self.augment, self.device)
 
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        *,
-        rank: int = 0,
-        world: int = 1,
-        augment: bool = False,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches of floats in [0, 1], like :meth:`TensorData.batches`."""
-        order = epoch_order(len(self), shuffle, seed, rank, world)
-        for b, (x, y) in enumerate(self._iterate(order, batch_size)):
-            x, y = to_device(as_pixels(x), y, self.device)
-            if augment and self.augment is not None:
-                x = self.augment(x, seed * 100_003 + b)
-            yield x, y
-
-    def num_batches(self, batch_size: int, world: int = 1) -> int:
-        """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""
-        return -(-shard_len(len(self), world) // batch_size)
-
-    def _iterate(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    def _raw_batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         loader = DataLoader(
             self.items,
             batch_size=batch_size,

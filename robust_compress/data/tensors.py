@@ -56,8 +56,49 @@ def shard_len(n: int, world: int) -> int:
     return -(-n // world)
 
 
+class Batching:
+    """Batches of a dataset (the in-memory and the streaming one): order, device, augmentation.
+
+    A subclass has ``augment``, ``device`` and ``__len__``, and yields the raw batches of an
+    order in ``_raw_batches``.
+    """
+
+    augment: Augment | None
+    device: torch.device | None
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        augment: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(x, y)`` batches of floats in [0, 1] on ``device``; ``seed`` fixes the order.
+
+        ``augment`` applies the data's random augmentation (when it has one), drawn from
+        ``seed`` and the batch's index, so a resumed epoch sees the same images. Sharding over
+        ``world`` ranks is :func:`epoch_order`'s.
+        """
+        order = epoch_order(len(self), shuffle, seed, rank, world)
+        for b, (x, y) in enumerate(self._raw_batches(order, batch_size)):
+            x, y = to_device(as_pixels(x), y, self.device)
+            if augment and self.augment is not None:
+                x = self.augment(x, seed * 100_003 + b)
+            yield x, y
+
+    def num_batches(self, batch_size: int, world: int = 1) -> int:
+        """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""
+        return -(-shard_len(len(self), world) // batch_size)
+
+    def _raw_batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        raise NotImplementedError
+
+
 @dataclass
-class TensorData:
+class TensorData(Batching):
     """Images and labels held in memory.
 
     Attributes:
@@ -94,30 +135,7 @@ class TensorData:
         part = self.subset(n)
         return TensorData(as_pixels(part.x), part.y, self.num_classes, self.name)
 
-    def batches(
-        self,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        *,
-        rank: int = 0,
-        world: int = 1,
-        augment: bool = False,
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(x, y)`` batches of floats in [0, 1] on ``device``; ``seed`` fixes the order.
-
-        ``augment`` applies the data's random augmentation (when it has one), drawn from
-        ``seed`` and the batch's index, so a resumed epoch sees the same images. Sharding over
-        ``world`` ranks is :func:`epoch_order`'s.
-        """
-        order = epoch_order(len(self), shuffle, seed, rank, world)
-        for b, i in enumerate(range(0, len(order), batch_size)):
+    def _raw_batches(self, order: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            x, y = to_device(as_pixels(self.x[idx]), self.y[idx], self.device)
-            if augment and self.augment is not None:
-                x = self.augment(x, seed * 100_003 + b)
-            yield x, y
-
-    def num_batches(self, batch_size: int, world: int = 1) -> int:
-        """Number of batches ``batches(batch_size, world=world)`` yields (on each rank)."""
-        return -(-shard_len(len(self), world) // batch_size)
+            yield self.x[idx], self.y[idx]
