@@ -9,7 +9,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results data lock clean-venv
+.PHONY: demo test test-long bench lint results zoo data lock clean-venv
 
 # PIP_CONSTRAINT pins the build environment of the editable install too.
 $(STAMP): pyproject.toml $(LOCK)
@@ -62,6 +62,13 @@ bench: $(STAMP) data
 # writes docs/results.md, docs/results.json and docs/img/claim*.png.
 results: $(STAMP) data
 	$(PY) experiments/results.py
+
+# torchvision and timm architectures through train, prune, int8 QAT, export and audit on
+# generated RGB data (about 20-30 min on 2 cores): runs under runs/zoo, writes docs/zoo.md.
+# The script is experiments/zoo.py; timm (the optional extra) is installed if missing.
+zoo: $(STAMP)
+	$(PY) -c 'import timm' 2>/dev/null || PIP_CONSTRAINT=$(LOCK) $(PY) -m pip install --quiet 'timm>=1.0'
+	$(PY) experiments/zoo.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
