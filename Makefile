@@ -57,6 +57,8 @@ bench: $(STAMP) data
 	$(PY) benchmarks/adversary_overhead.py
 	$(PY) benchmarks/export_latency.py
 	$(PY) benchmarks/int_files.py
+	$(PY) benchmarks/streaming.py
+	$(PY) benchmarks/train_step.py
 
 # The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused):
 # writes docs/results.md, docs/results.json and docs/img/claim*.png.

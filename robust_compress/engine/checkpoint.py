@@ -70,7 +70,11 @@ def load_checkpoint(path: str | Path) -> dict:
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild a model from a checkpoint made by :func:`save_model`; return it and the dict."""
     ckpt = load_checkpoint(path)
-    model = build_model(ckpt["model_spec"], ckpt["num_classes"], ckpt["in_channels"])
+    shape = ckpt.get("input_shape")  # (C, H, W), saved by `robust-compress train --save`
+    size = tuple(shape[1:]) if shape else None
+    model = build_model(
+        ckpt["model_spec"], ckpt["num_classes"], ckpt["in_channels"], input_size=size
+    )
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

@@ -32,7 +32,7 @@ def check_model_fits(session, model: nn.Module) -> None:
     try:
         with torch.no_grad():
             out = model(session.example(2))
-    except RuntimeError as exc:
+    except (RuntimeError, AssertionError, ValueError) as exc:  # fixed-size models assert
         msg = " ".join(str(exc).split())[:200]
         raise UserError(
             f"the model cannot take the dataset's input shape {session.input_shape}: {msg}"

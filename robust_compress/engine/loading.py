@@ -79,7 +79,8 @@ def _load_torch(path: Path, model_spec: str | None, test: TensorData) -> nn.Modu
     from robust_compress.models.specs import build_model, load_weights
 
     if model_spec is not None:
-        model = build_model(model_spec, test.num_classes, test.input_shape[0])
+        channels, height, width = test.input_shape
+        model = build_model(model_spec, test.num_classes, channels, input_size=(height, width))
         return load_weights(model, path).eval()
     try:
         model, _ = load_model(path)
