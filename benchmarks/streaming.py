@@ -11,8 +11,9 @@ Writes an ImageFolder of PNG files (default 20,000 RGB images of 64x64 in 10 cla
 3. the two together: the same training on the streamed folder, for the same images.
 
 Reports loader throughput / training throughput (above 1: the loader keeps up), the streamed
-training's throughput as a share of the in-memory one, and memory: how much the main process
-grows and the workers' private memory, against the in-memory path reading the same folder.
+training's throughput as a share of the in-memory one, and memory: how much the main process's
+resident memory grows and the workers' private memory, against the in-memory path reading the
+same folder.
 Writes docs/performance-streaming.md.
 
 Run: .venv/bin/python benchmarks/streaming.py [--images 20000] [--train-images 2000] [--quick]
@@ -85,14 +86,14 @@ def _data(root: Path, args: argparse.Namespace, stream: str):
 
 def measure_loader(root: Path, args: argparse.Namespace, stream: str = "stream") -> dict:
     """One epoch with augmentation; images/s, and memory growth of this process and workers."""
-    before = _private_mb(os.getpid())
+    before = _rss_mb()
     data = _data(root, args, stream)
     start, n, workers_peak, main_peak = time.perf_counter(), 0, 0.0, 0.0
     total, marks, growth = len(data), [0.25, 0.5, 1.0], {}
     for x, _ in data.batches(args.batch_size, True, seed=1, augment=True):
         n += len(x)
         workers_peak = max(workers_peak, sum(_private_mb(pid) for pid in _children()))
-        main_peak = max(main_peak, _private_mb(os.getpid()))
+        main_peak = max(main_peak, _rss_mb())
         while marks and n >= marks[0] * total:  # does the growth follow the images read?
             growth[f"{marks.pop(0):.0%}"] = main_peak - before
     seconds = time.perf_counter() - start
@@ -101,7 +102,7 @@ def measure_loader(root: Path, args: argparse.Namespace, stream: str = "stream")
         "images": n,
         "seconds": seconds,
         "per_second": n / seconds,
-        "main_growth_mb": max(main_peak, _private_mb(os.getpid())) - before,
+        "main_growth_mb": max(main_peak, _rss_mb()) - before,
         "workers_private_mb": workers_peak,
         "main_growth_by_share_mb": growth,
         "decoded_uint8_mb": n * c * h * w / MB,
@@ -113,6 +114,12 @@ def _children() -> list[int]:
     pid = os.getpid()
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(c) for c in f.read().split()]
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process (shared pages included: a fork does not hide them)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MB
 
 
 def _private_mb(pid: int) -> float:
@@ -197,8 +204,9 @@ other. Training figures are over {memory["images"]:,} images.
   the training step).
 - Training on the streamed folder runs at **{share:.0%}** of the in-memory speed. On this machine
   the workers and the training step share {os.cpu_count()} cores.
-- Memory of a streamed epoch: the main process grows by {loader["main_growth_mb"]:,.0f} MB and
-  the workers hold {loader["workers_private_mb"]:,.0f} MB of private memory at most, together
+- Memory of a streamed epoch: the main process's resident memory grows by
+  {loader["main_growth_mb"]:,.0f} MB and the workers hold
+  {loader["workers_private_mb"]:,.0f} MB of private memory at most, together
   **{stream_mb:,.0f} MB**. Reading the folder into memory instead grows the main process by
   {read["main_growth_mb"]:,.0f} MB. The decoded set takes {loader["decoded_uint8_mb"]:,.0f} MB
   as uint8 and {loader["decoded_float_mb"]:,.0f} MB as float32: the streamed epoch's peak is
