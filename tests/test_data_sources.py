@@ -236,6 +236,8 @@ def test_stream_and_memory_paths_give_the_same_batches(tmp_path):
         data = parse_recipe(textwrap.dedent(base.replace("STREAM", stream))).data
         paths[stream] = open_data(data, "train")
     assert isinstance(paths["stream"], StreamData) and isinstance(paths["memory"], TensorData)
+    sent = pickle.loads(pickle.dumps(paths["stream"].items))  # spawn/forkserver workers get this
+    assert torch.equal(sent[0][0], paths["stream"].items[0][0])
     for world in (1, 2):
         a = list(
             paths["stream"].batches(5, True, seed=3, rank=world - 1, world=world, augment=True)

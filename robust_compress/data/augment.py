@@ -60,6 +60,23 @@ def center_crop(image: Tensor, size: int | Sequence[int]) -> Tensor:
 
 
 @dataclass(frozen=True)
+class Chain:
+    """Functions applied in order to one image.
+
+    A dataclass of module-level functions and partials, so it pickles: ``DataLoader`` workers
+    started with spawn or forkserver (macOS, Windows, Python 3.14's Linux default) receive it.
+    """
+
+    funcs: tuple
+
+    def __call__(self, image):
+        """``image`` through every function of the chain."""
+        for f in self.funcs:
+            image = f(image)
+        return image
+
+
+@dataclass(frozen=True)
 class Augment:
     """Random augmentation of a training batch.
 

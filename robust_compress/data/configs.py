@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from robust_compress.config import STRICT, registered
-from robust_compress.data.augment import Augment, center_crop, resize, size_pair
+from robust_compress.data.augment import Augment, Chain, center_crop, resize, size_pair
 
 Size = (
     Annotated[int, Field(gt=0)]
@@ -92,18 +92,10 @@ class TransformsConfig(BaseModel):
         return self.eval
 
 
-def fixed_transform(steps: list[TransformStep]) -> Callable | None:
-    """One function applying the fixed steps to a (C, H, W) image, or None when there are none."""
-    funcs = [_fixed_step(s) for s in steps if s.kind in FIXED]
-    if not funcs:
-        return None
-
-    def apply(image):
-        for f in funcs:
-            image = f(image)
-        return image
-
-    return apply
+def fixed_transform(steps: list[TransformStep]) -> Chain | None:
+    """The fixed steps as one function of a (C, H, W) image, or None when there are none."""
+    funcs = tuple(_fixed_step(s) for s in steps if s.kind in FIXED)
+    return Chain(funcs) if funcs else None
 
 
 def _fixed_step(step: TransformStep) -> Callable:

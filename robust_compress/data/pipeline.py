@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from robust_compress.data.augment import Chain
 from robust_compress.data.configs import augmentation, fixed_transform
 from robust_compress.data.datasets import Streamable, as_items
 from robust_compress.data.stream import StreamData
@@ -33,7 +34,7 @@ def prepared(
         _check_crop(data.input_shape, augment)
         return data
     items = as_items(raw)
-    items.transform = _compose(to_chw, fixed)
+    items.transform = Chain((to_chw,) if fixed is None else (to_chw, *fixed.funcs))
     if subset:
         items = items.part(0, subset)
     shape = tuple(items[0][0].shape)
@@ -84,17 +85,6 @@ def _check_crop(shape: tuple[int, ...], augment: Any) -> None:
             f"random_crop size {th}x{tw} is larger than the images ({h}x{w}) plus padding {p}; "
             "lower its size or add a resize before it."
         )
-
-
-def _compose(*funcs: Callable | None) -> Callable:
-    chain = [f for f in funcs if f is not None]
-
-    def apply(image: Any) -> Tensor:
-        for f in chain:
-            image = f(image)
-        return image
-
-    return apply
 
 
 def to_chw(image: Any) -> Tensor:

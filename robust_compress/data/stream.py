@@ -25,6 +25,8 @@ from robust_compress.data.tensors import (
 )
 from robust_compress.errors import UserError
 
+SMALL = 64  # head() reads this many images or fewer in the main process
+
 
 class Items(Dataset):
     """A map-style dataset seen through an index range and a fixed transform.
@@ -81,7 +83,10 @@ class StreamData(Batching):
 
     def head(self, n: int | None = None) -> TensorData:
         """The first ``n`` examples (all when None), read into memory as floats in [0, 1]."""
-        data = self.subset(n).to_memory()
+        part = self.subset(n)
+        if len(part) <= SMALL:  # an example or a parity batch: no worker processes for that
+            part = replace(part, workers=0)
+        data = part.to_memory()
         return TensorData(as_pixels(data.x), data.y, self.num_classes, self.name)
 
     def to_memory(self) -> TensorData:

@@ -86,6 +86,7 @@ class Session:
         self.test_data: TensorData | StreamData | None = None
         self._pruner = None
         self._adversaries: dict[int, object] = {}
+        self._examples: Tensor | None = None
 
     # ----- set-up ---------------------------------------------------------------------
     def setup(self, model: nn.Module | None = None) -> nn.Module:
@@ -109,6 +110,7 @@ class Session:
 
     def _load_data(self) -> None:
         d = self.recipe.data
+        self._examples = None
         train = open_data(d, "train")
         self.test_data = open_data(d, "test", subset=d.test_subset)
         if d.holdout:
@@ -132,8 +134,10 @@ class Session:
         return self.train_data.input_shape
 
     def example(self, n: int = 1) -> Tensor:
-        """The first ``n`` training images (a fixed example input)."""
-        return self.train_data.head(n).x.to(self.device)
+        """The first ``n`` training images (a fixed example input), read once per session."""
+        if self._examples is None or len(self._examples) < n:
+            self._examples = self.train_data.head(max(n, 2)).x.to(self.device)
+        return self._examples[:n].clone()
 
     # ----- running a recipe -----------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
