@@ -230,3 +230,24 @@ def test_a_resolved_recipe_of_the_old_schema_still_reads(tmp_path):
     path.write_text(OLD_RESOLVED.replace("ratio: 0.5", "ratio: 1.5"))
     with pytest.raises(UserError, match="ratio"):  # still validated: only inert keys go
         load_run_recipe(path)
+
+
+def test_deleted_last_checkpoint_resumes_from_the_newest_stage_copy(tmp_path, finished_run):
+    """The corrupt-checkpoint message tells the user to delete it: that must not restart the run."""
+    import shutil
+
+    from robust_compress.engine.runfolder import RunFolder
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run[0], out)
+    for name in ("last.pt", "stage-03.pt", "stage-04.pt"):
+        (out / "checkpoints" / name).unlink(missing_ok=True)
+    (out / "report.json").unlink()
+    hooks = Recorder()
+    session = Session(parse_recipe(RECIPE), RunFolder(out, resume=True), hooks=hooks)
+    session.setup()
+    report = session.run(resume=True)
+    assert session.stage_index >= 4 and (out / "checkpoints" / "last.pt").is_file()
+    assert [s["name"] for s in report["stages"]] == ["0:train", "1:prune", "2:quantize", "3:export"]
+    started = [e[1] for e in hooks.events if e[0] == "start"]
+    assert started[0] == "2:quantize" and "0:train" not in started  # train, prune not rerun

@@ -7,6 +7,7 @@ robust-compress run (it has ``manifest.json``); any other non-empty folder is re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +17,7 @@ from robust_compress.files import atomic_write_bytes, sha256
 from robust_compress.training import distributed
 
 MANIFEST = "manifest.json"
+REPLACING = "replacing"  # files whose replacement may have been interrupted: their old checksum
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
@@ -68,9 +70,25 @@ class RunFolder:
             self._write_manifest({"files": {}})
 
     def write_bytes(self, name: str, data: bytes) -> Path:
-        """Write a file atomically and record its checksum in the manifest."""
-        path = atomic_write_bytes(self.path / name, data)
-        self.record(path)
+        """Write a file atomically and record its checksum in the manifest.
+
+        Three atomic steps, so that an interrupt or a kill between any two of them leaves a
+        folder that verifies: the manifest first records the new checksum with the old one
+        kept under ``replacing``, then the file is replaced, then ``replacing`` is dropped.
+        """
+        path = self.path / name
+        rel = self._relative(path)
+        manifest = self.manifest()
+        previous = manifest["files"].get(rel)
+        manifest["files"][rel] = hashlib.sha256(data).hexdigest()
+        if previous is not None:
+            manifest.setdefault(REPLACING, {})[rel] = previous
+        self._write_manifest(manifest)
+        atomic_write_bytes(path, data)
+        if manifest.get(REPLACING, {}).pop(rel, None) is not None:
+            if not manifest[REPLACING]:
+                del manifest[REPLACING]
+            self._write_manifest(manifest)
         return path
 
     def write_text(self, name: str, text: str) -> Path:
@@ -80,16 +98,21 @@ class RunFolder:
     def record(self, path: Path) -> None:
         """Record ``path``'s checksum (a file written by someone else, e.g. ONNX export)."""
         manifest = self.manifest()
-        manifest["files"][str(Path(path).resolve().relative_to(self.path))] = sha256(path)
+        manifest["files"][self._relative(path)] = sha256(path)
         self._write_manifest(manifest)
 
     def verify(self, path: Path) -> None:
-        """Raise :class:`CheckpointError` when ``path`` does not match its recorded checksum."""
-        rel = str(Path(path).resolve().relative_to(self.path))
-        expected = self.manifest()["files"].get(rel)
+        """Raise :class:`CheckpointError` when ``path`` does not match its recorded checksum.
+
+        A file whose replacement was interrupted matches either its old or its new checksum.
+        """
+        rel = self._relative(path)
+        manifest = self.manifest()
+        expected = manifest["files"].get(rel)
         if expected is None:
             raise CheckpointError(f"{path} is not recorded in {self.path / MANIFEST}.")
-        if not Path(path).is_file() or sha256(path) != expected:
+        accepted = {expected, manifest.get(REPLACING, {}).get(rel)}
+        if not Path(path).is_file() or sha256(path) not in accepted:
             raise CheckpointError(
                 f"{path} is corrupt or truncated (its checksum differs from the manifest); "
                 "delete it to resume from an earlier checkpoint, or start over with --force."
@@ -101,6 +124,9 @@ class RunFolder:
             return json.loads((self.path / MANIFEST).read_text())
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{self.path / MANIFEST} is unreadable: {exc}") from None
+
+    def _relative(self, path: Path) -> str:
+        return Path(path).resolve().relative_to(self.path).as_posix()
 
     def _write_manifest(self, manifest: dict) -> None:
         data = json.dumps(manifest, indent=1, sort_keys=True).encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import torch
 
@@ -82,10 +83,21 @@ def load(session, path) -> dict:
     return payload
 
 
+def latest_checkpoint(folder: Path) -> Path | None:
+    """``checkpoints/last.pt``, or the newest per-stage copy when a user deleted it; else None."""
+    last = folder / LAST
+    if last.exists():
+        return last
+    stages = sorted((folder / "checkpoints").glob("stage-*.pt"))
+    if stages:
+        log.info("%s is absent: resuming from %s", last, stages[-1].name)
+    return stages[-1] if stages else None
+
+
 def restore_latest(session) -> bool:
     """Restore the last checkpoint into ``session``; False when there is none yet."""
-    path = session.out.path / LAST
-    if not path.exists():
+    path = latest_checkpoint(session.out.path)
+    if path is None:
         log.info("no checkpoint in %s: starting from the first stage", session.out.path)
         return False
     payload = load(session, path)
