@@ -9,7 +9,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results zoo data lock clean-venv
+.PHONY: demo test test-long bench lint results zoo search data lock clean-venv
 
 # PIP_CONSTRAINT pins the build environment of the editable install too.
 $(STAMP): pyproject.toml $(LOCK)
@@ -71,6 +71,12 @@ results: $(STAMP) data
 zoo: $(STAMP)
 	$(PY) -c 'import timm' 2>/dev/null || PIP_CONSTRAINT=$(LOCK) $(PY) -m pip install --quiet 'timm>=1.0'
 	$(PY) experiments/zoo.py
+
+# Issue 17's comparison on Fashion-MNIST: the budgeted search against uniform pruning at
+# 50/70/90%, and distillation at 70%, all from one PGD-trained cnn_small (about an hour on
+# 2 cores): runs under runs/search (reused or resumed), writes docs/search-results.md.
+search: $(STAMP) data
+	$(PY) experiments/search.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

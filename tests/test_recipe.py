@@ -218,7 +218,7 @@ def test_json_schema_lists_stage_kinds():
     schema = json.loads(json.dumps(recipe_json_schema()))
     items = schema["properties"]["stages"]["items"]["oneOf"]
     kinds = {next(iter(item["properties"])) for item in items}
-    assert kinds == {"train", "prune", "quantize", "export", "audit"}
+    assert kinds == {"train", "prune", "sensitivity", "search", "quantize", "export", "audit"}
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) >= {"name", "model", "threat", "stages"}
 

@@ -33,7 +33,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from robust_compress.adapters.brevitas.calibration import calibrate, device_of, take_batches
 from robust_compress.adapters.brevitas.compat import quantized_graph
+from robust_compress.adapters.brevitas.layer_bits import apply_layer_bits
 from robust_compress.adapters.onnxruntime import intfile as ort_intfile
 from robust_compress.adapters.onnxruntime import runtime as ort_runtime
 from robust_compress.adapters.onnxruntime.exportable import exportable
@@ -84,6 +85,8 @@ class BrevitasQuantizer:
         pack_low_bits: Store weights of 4 bits or fewer as ONNX INT4 (half the bytes of int8;
             ONNX Runtime dequantizes them to float at load and runs float convolutions).
             False keeps them in int8 containers, which ONNX Runtime runs on int8 kernels.
+        layer_bits: Weight bits of single layers by name (mixed precision), overriding
+            ``weight_bits`` for them; a search stage chooses them from robust sensitivity.
 
     Raises:
         UserError: A bit width or the number of calibration batches is out of range.
@@ -96,17 +99,22 @@ class BrevitasQuantizer:
     bias_correction: bool = True
     vnni_only_full_range: bool = False
     pack_low_bits: bool = True
+    layer_bits: dict[str, int] = field(default_factory=dict)
 
     @property
     def grid_bits(self) -> int:
         """Bits of the weight grid actually used (7 for ``weight_bits=8`` unless full range)."""
-        if self.weight_bits == 8 and not self.vnni_only_full_range:
+        return self.grid_of(self.weight_bits)
+
+    def grid_of(self, bits: int) -> int:
+        """The grid a weight bit width uses: 8 bits use 7 unless ``vnni_only_full_range``."""
+        if bits == 8 and not self.vnni_only_full_range:
             return SAFE_INT8_GRID_BITS
-        return self.weight_bits
+        return bits
 
     def __post_init__(self) -> None:
-        for name in ("weight_bits", "act_bits"):
-            value = getattr(self, name)
+        named = [(f"layer_bits[{k!r}]", v) for k, v in self.layer_bits.items()]
+        for name, value in [(n, getattr(self, n)) for n in ("weight_bits", "act_bits")] + named:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int)
@@ -197,7 +205,8 @@ class BrevitasQuantizer:
         draft = path.with_name(f".{path.name}.partial")
         try:
             self._write_qcdq(model, draft, example)
-            packs = self.pack_low_bits and self.weight_bits <= 4
+            lowest = min([self.weight_bits, *self.layer_bits.values()])
+            packs = self.pack_low_bits and lowest <= 4
             report = ort_intfile.finish(draft, path, packs, self.vnni_only_full_range)
             draft.replace(path)
         except UserError as exc:
@@ -233,7 +242,9 @@ class BrevitasQuantizer:
         float_copy = copy.deepcopy(model).eval()
         for p in float_copy.parameters():
             p.grad = None
-        return quantized_graph(float_copy, self._quant_maps())
+        qmodel = quantized_graph(float_copy, self._quant_maps())
+        apply_layer_bits(qmodel, self.layer_bits, self.grid_of)
+        return qmodel
 
     def _quant_maps(self) -> dict[str, dict]:
         """Brevitas' default layer maps, with this quantizer's bit widths and granularity."""

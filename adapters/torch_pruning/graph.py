@@ -126,3 +126,44 @@ def check_runs(model: nn.Module, example_inputs: Tensor) -> None:
             h.remove()
         for m, mode in modes.items():
             m.training = mode
+
+
+def group_roots(pruner: Any, model: nn.Module) -> list[dict[str, Any]]:
+    """The groups Torch-Pruning prunes together, each named by its root layer.
+
+    Returns:
+        ``[{"name", "channels", "members"}]``: the root layer's name, its output channels,
+        and every layer whose output channels the group removes with it.
+    """
+    names = {m: n for n, m in model.named_modules()}
+    graph = pruner.DG
+    found = []
+    for group in graph.get_all_groups(
+        ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types
+    ):
+        root = group[0].dep.target.module
+        members = {
+            names[dep.target.module]
+            for dep, _ in group
+            if dep.target.module in names and graph.is_out_channel_pruning_fn(dep.handler)
+        }
+        channels = graph.get_out_channels(root)
+        found.append({"name": names[root], "channels": channels, "members": sorted(members)})
+    return found
+
+
+def ratio_dict(model: nn.Module, layer_ratios: dict[str, float] | None) -> dict | None:
+    """Torch-Pruning's ``pruning_ratio_dict`` for ratios given by layer name.
+
+    Raises:
+        UserError: A name is not a layer of the model.
+    """
+    if not layer_ratios:
+        return None
+    modules = dict(model.named_modules())
+    for name in layer_ratios:
+        if name not in modules:
+            from robust_compress.errors import suggest
+
+            raise UserError(f"no layer {name!r} to prune." + suggest(name, list(modules)))
+    return {modules[name]: float(ratio) for name, ratio in layer_ratios.items()}

@@ -25,6 +25,7 @@ class PrunerOptions:
     seed: int = 0
     scores: Mapping[nn.Module, Tensor] | None = None
     sparsity_reg: float = 0.0
+    layer_ratios: Mapping[str, float] | None = None
 
     @classmethod
     def from_keywords(cls, options: dict[str, Any]) -> PrunerOptions:
@@ -53,6 +54,11 @@ def validate(importance: str, ratio: float, steps: int, o: PrunerOptions) -> Non
         raise UserError(f"importance {importance!r} needs batches: a callable yielding (x, y).")
     if fact(importance, "needs_adversary") and o.adversary is None:
         raise UserError(f"importance {importance!r} needs an adversary with perturb(model, x, y).")
+    for name, layer_ratio in (o.layer_ratios or {}).items():
+        if not 0.0 <= float(layer_ratio) < 1.0:
+            raise UserError(
+                f"pruning ratio of layer {name!r} must be in [0, 1), got {layer_ratio}."
+            )
     if int(o.grad_batches) < 1:
         raise UserError(f"grad_batches must be at least 1, got {o.grad_batches}.")
 

@@ -38,6 +38,8 @@ from robust_compress.adapters.torch_pruning.graph import (
     attention_heads,
     build_pruner,
     check_runs,
+    group_roots,
+    ratio_dict,
     sync_attention,
 )
 from robust_compress.adapters.torch_pruning.importance import (
@@ -97,6 +99,8 @@ class StructuredPruner:
         sparsity_reg: Strength of the group-norm (DepGraph) regularisation that
             :meth:`regularize` adds during training before pruning; 0 turns it off. Needs
             importance ``l1``, ``l2`` or ``lamp`` and no ``scores``.
+        layer_ratios: Ratios of single groups by root layer name (see :meth:`groups`),
+            overriding ``ratio`` for them; ``ratio=0`` prunes only these.
 
     Everything after ``steps`` is a keyword of ``**options`` (:class:`PrunerOptions`).
 
@@ -119,6 +123,7 @@ class StructuredPruner:
         self.grad_batches = int(o.grad_batches)
         self.seed = int(o.seed)
         self.scores = o.scores
+        self.layer_ratios = dict(o.layer_ratios or {})
         self.steps_taken = 0
         self._model: nn.Module | None = None
         self._pruner: tp.pruner.BasePruner | None = None
@@ -163,6 +168,7 @@ class StructuredPruner:
                 ),
                 global_pruning=self.global_pruning,
                 pruning_ratio=self.ratio,
+                pruning_ratio_dict=ratio_dict(model, self.layer_ratios),
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,
@@ -181,6 +187,12 @@ class StructuredPruner:
             self._before[1],
             self._before[0],
         )
+
+    def groups(self) -> list[dict[str, Any]]:
+        """The groups of layers pruned together, by root layer (see ``graph.group_roots``)."""
+        if self._pruner is None or self._model is None:
+            raise UserError("call StructuredPruner.prepare(model, example_inputs) before groups().")
+        return group_roots(self._pruner, self._model)
 
     @property
     def done(self) -> bool:

@@ -38,11 +38,20 @@ from robust_compress.models.normalize import with_input_normalization
 from robust_compress.models.specs import build_model, load_weights
 from robust_compress.stages.contract import Progress
 from robust_compress.training import distributed
+from robust_compress.training.distill import distilled
 from robust_compress.training.trades import trades_for
 
 log = logging.getLogger(__name__)
-MAIN_ONLY = ("export", "audit")  # under torchrun, rank 0 alone runs these (and measures)
-MODEL_UNCHANGED = ("export", "audit")  # stages that read the model and never change it
+MAIN_ONLY = (
+    "export",
+    "audit",
+    "sensitivity",
+)  # under torchrun, rank 0 alone runs these (and measures)
+MODEL_UNCHANGED = (
+    "export",
+    "audit",
+    "sensitivity",
+)  # stages that read the model and never change it
 
 
 class Session:
@@ -170,17 +179,15 @@ class Session:
             self.stage_index += 1
             self.epoch = 0
             self.progress = Progress()
-            self.checkpoint()
+            self.checkpoint(stage_done=True)
             distributed.barrier()
             self.hooks.on_stage_end(label, record)
         return write_report(self)
 
-    def checkpoint(
-        self, optimizer: torch.optim.Optimizer | None = None, seconds: float = 0.0
-    ) -> None:
-        """Save the session's state atomically (no-op without a run folder)."""
+    def checkpoint(self, optimizer=None, seconds: float = 0.0, stage_done: bool = False) -> None:
+        """Save the state atomically (no-op without a folder); ``stage_done`` keeps a stage copy."""
         if self.out is not None:
-            session_state.save(self, optimizer, seconds)
+            session_state.save(self, optimizer, seconds, stage_done)
 
     def measure(self, label: str, kind: str) -> dict:
         """Clean accuracy, quick PGD accuracy, parameters and MACs of the current model."""
@@ -204,10 +211,13 @@ class Session:
         """Rebuild the dense snapshot as a model (the current model if none was taken)."""
         if self.dense_state is None:
             return copy.deepcopy(self.float_reference()).eval()
+        return self.rebuild(self.dense_state)
+
+    def rebuild(self, state: dict) -> nn.Module:
+        """A model rebuilt from a ``pruned_state`` (architecture replayed, weights loaded)."""
         from robust_compress.adapters.torch_pruning.pruner import restore_pruned
 
-        model = self._fresh_model()
-        return restore_pruned(model, self.dense_state).eval()
+        return restore_pruned(self._fresh_model(), state).eval()
 
     def _fresh_model(self, weights: bool = False) -> nn.Module:
         """The recipe's model, freshly built (with ``model.weights`` when ``weights``)."""
@@ -223,8 +233,9 @@ class Session:
     def adversary_for(self, index: int, cfg=None):
         """The (cached) adversary of stage ``index``: its adversary block, or ``cfg``.
 
-        A ``trades`` train stage gets its TRADES loss, a ``natural`` one None. The recipe
-        resolved every adversary when it loaded, so no default is chosen here.
+        A ``trades`` train stage gets its TRADES loss, a ``natural`` one None, a stage with
+        ``distill`` the distillation loss around its adversary (the dense model teaches). The
+        recipe resolved every adversary when it loaded, so no default is chosen here.
         """
         if index not in self._adversaries:
             stage = self.recipe.stages[index]
@@ -236,7 +247,9 @@ class Session:
             elif method == "trades":
                 adversary = trades_for(cfg, norm, stage.trades_beta)
             else:
-                adversary = build_adversary(cfg, norm, seed)
+                adversary = distilled(
+                    stage, build_adversary(cfg, norm, seed), lambda: self.place(self.dense_model())
+                )
             self._adversaries[index] = adversary
         return self._adversaries[index]
 

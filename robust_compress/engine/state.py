@@ -56,13 +56,13 @@ def _generator_states(session) -> dict:
     return states
 
 
-def save(session, optimizer=None, seconds: float = 0.0) -> None:
-    """Write the session's state to ``checkpoints/last.pt`` (and a copy per finished stage)."""
+def save(session, optimizer=None, seconds: float = 0.0, stage_done: bool = False) -> None:
+    """Write the session's state to ``checkpoints/last.pt``, and a copy when a stage is done."""
     buffer = io.BytesIO()
     torch.save(_payload(session, optimizer, seconds), buffer)
     data = buffer.getvalue()
     session.out.write_bytes(LAST, data)
-    if session.epoch == 0:  # a stage just finished
+    if stage_done:
         session.out.write_bytes(f"checkpoints/stage-{session.stage_index:02d}.pt", data)
 
 

@@ -25,6 +25,7 @@ from robust_compress.config import (
 )
 from robust_compress.pruning.registry import IMPORTANCE, PRUNE_METHODS, importance_fact
 from robust_compress.registry import Registry
+from robust_compress.training.distill import DistillConfig
 
 #: (path inside the stage block, message) pairs; see :meth:`PruneStage.problems`.
 Problems = list[tuple[tuple[str | int, ...], str]]
@@ -44,6 +45,7 @@ class PruneStage(BaseStage, Dispatching):
     method: str = "magnitude"
     ratio: float = Field(gt=0, lt=1)
     adversary: AdversaryConfig | None = None
+    distill: DistillConfig | None = None
 
     @classmethod
     def registry(cls) -> Registry:

@@ -7,13 +7,14 @@ registered for ``backend`` (default ``brevitas``) in
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.config import BaseStage, Dispatching, OptimizerConfig, family_base
 from robust_compress.registry import Registry
+from robust_compress.training.distill import DistillConfig
 
 
 @family_base
@@ -26,6 +27,7 @@ class QuantizeStage(Dispatching, BaseStage):
     backend: str = "brevitas"
     qat_epochs: int = Field(0, ge=0)
     adversary: AdversaryConfig | None = None
+    distill: DistillConfig | None = None
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
 
     @classmethod
@@ -52,3 +54,4 @@ class BrevitasQuantize(QuantizeStage):
     bias_correction: bool = True
     vnni_only_full_range: bool = False
     pack_low_bits: bool = True
+    layer_bits: dict[str, Annotated[int, Field(ge=2, le=8)]] = Field(default_factory=dict)

@@ -21,9 +21,10 @@ Problem = tuple[Path, str]
 def _adversaries(recipe: Recipe) -> list[tuple[Path, Any]]:
     found = []
     for i, stage in enumerate(recipe.stages):
-        adversary = getattr(stage, "adversary", None)
-        if adversary is not None:
-            found.append((("stages", i, stage.kind, "adversary"), adversary))
+        for name in ("adversary", "val_attack"):
+            adversary = getattr(stage, name, None)
+            if adversary is not None:
+                found.append((("stages", i, stage.kind, name), adversary))
     return found
 
 
@@ -52,6 +53,12 @@ def rule_problems(recipe: Recipe) -> list[Problem]:
         problems.append((("data", "holdout"), msg))
     for i, stage in enumerate(recipe.stages):
         problems.extend(_stage_problems(("stages", i, stage.kind), stage, norm))
+        if stage.kind in ("sensitivity", "search") and not data.holdout:
+            msg = (
+                f"the {stage.kind} stage measures on a validation split held out from the "
+                "training data, never the test set: set data.holdout (e.g. 1000)"
+            )
+            problems.append((("stages", i, stage.kind), msg))
     return problems
 
 
@@ -85,7 +92,8 @@ def resolve_adversaries(recipe: Recipe) -> None:
     A train stage without an adversary gets the one its method implies (``fgsm_rs``: FGSM
     with a random start; ``pgd`` and ``trades``: PGD; ``natural``: none); a prune stage whose
     importance criterion takes its gradients on adversarial examples (``needs_adversary``,
-    e.g. ``robust_taylor``) and has none gets PGD, which its fine-tuning uses too. Then every
+    e.g. ``robust_taylor``) and has none gets PGD, which its fine-tuning uses too, and so does
+    a search stage without one. Then every
     adversary's ``eps`` defaults to the threat's ``eps`` and its ``step`` to the attack's
     usual step (:func:`robust_compress.threat.default_step`).
     """
@@ -98,9 +106,12 @@ def resolve_adversaries(recipe: Recipe) -> None:
             stage.adversary = AdversaryConfig(attack=attack)
         if stage.kind == "prune" and stage.adversary is None and _needs_adversary(stage):
             stage.adversary = AdversaryConfig(attack="pgd")
-        adversary = getattr(stage, "adversary", None)
-        if adversary is not None:
-            stage.adversary = adversary.resolved(eps)
+        if stage.kind == "search" and stage.adversary is None:
+            stage.adversary = AdversaryConfig(attack="pgd")
+        for name in ("adversary", "val_attack"):
+            adversary = getattr(stage, name, None)
+            if adversary is not None:
+                setattr(stage, name, adversary.resolved(eps))
 
 
 def _needs_adversary(stage: Any) -> bool:

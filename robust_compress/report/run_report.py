@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from robust_compress.search.report import search_sections
+
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +41,8 @@ def build_report(session) -> dict:
         "per_stage": records,
         "audit": audit,
         "prune": session.results.get("prune"),
+        "sensitivity": session.results.get("sensitivity"),
+        "search": session.results.get("search"),
     }
 
 
@@ -46,7 +50,7 @@ def _dense_record(session) -> dict:
     """The record of the last stage before the first compression stage."""
     dense = {}
     for r in session.records:
-        if r["kind"] in ("prune", "quantize"):
+        if r["kind"] in ("prune", "quantize", "search"):
             break
         dense = r
     return dense
@@ -128,6 +132,7 @@ def markdown(report: dict) -> str:
             f"{_int(r['macs'])} | {_pct(r['clean'])} | {_pct(r['pgd10'])} |"
         )
     lines += _onnx_section(report.get("onnx") or {})
+    lines += search_sections(report)
     audit_md = (report.get("audit") or {}).get("markdown")
     if audit_md:
         lines += ["", audit_md]

@@ -28,12 +28,21 @@ def quantize_model(session, stage, calib=None):
     """Switch ``session.model`` to its fake-quant twin; keep the float model beside it."""
     if session.quant_config is not None:
         return session.model
-    options = stage.quantizer_options()
+    options = _with_searched_bits(session, stage.quantizer_options())
     float_model = session.model.eval()
     session.model = make_quantized(session, float_model, options, calib)
     session.float_model = float_model
     session.quant_config = options
     return session.model
+
+
+def _with_searched_bits(session, options: dict) -> dict:
+    """The options, with a search stage's per-layer bits when the stage sets none itself."""
+    searched = (session.results.get("search") or {}).get("layer_bits")
+    if "layer_bits" in options and not options["layer_bits"] and searched:
+        log.info("per-layer weight bits from the search: %s", searched)
+        return {**options, "layer_bits": dict(searched)}
+    return options
 
 
 def run(session, stage, label: str) -> None:

@@ -20,7 +20,6 @@ from robust_compress.devices import autocast
 from robust_compress.errors import RunError
 from robust_compress.training.distributed import all_finite
 from robust_compress.training.optim import build_optimizer, lr_factor
-from robust_compress.training.trades import Trades
 
 log = logging.getLogger(__name__)
 METHODS = ("natural", "fgsm_rs", "pgd")
@@ -62,7 +61,7 @@ def batch_loss(
     ``model`` is its DistributedDataParallel wrapper.
     """
     target = model if attack_model is None else attack_model
-    if isinstance(adversary, Trades):
+    if hasattr(adversary, "loss"):  # a training loss of its own: TRADES, distillation
         return adversary.loss(model, x, y, attack_model=target)
     if adversary is not None:
         x = adversary.perturb(target, x, y)
@@ -119,7 +118,7 @@ def train_epoch(
         data: Training data, shuffled with ``plan.seed``.
         opt: The optimizer over ``model``'s parameters.
         plan: Batch size, seed, learning rate and hooks of the epoch.
-        adversary: ``perturb(model, x, y)``, a :class:`Trades`, or None.
+        adversary: ``perturb(model, x, y)``, a loss object (``Trades``, ``Distill``) or None.
 
     Raises:
         RunError: The loss or a weight became NaN or infinite.
@@ -196,7 +195,8 @@ def train(
         model: The model to train.
         data: Training data.
         cfg: Optimisation options.
-        adversary: Object with ``perturb(model, x, y)``, a :class:`Trades`, or None.
+        adversary: Object with ``perturb(model, x, y)``, a loss object with
+            ``loss(model, x, y, attack_model)`` (TRADES, distillation), or None.
         on_batch: Called as ``on_batch(epoch, batch, loss)`` after each step.
         on_epoch: Called as ``on_epoch(epoch, mean_loss)`` after each epoch.
 

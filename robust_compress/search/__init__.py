@@ -1,0 +1,1 @@
+"""Compress to a robustness budget: robust sensitivity, the search stage, its plots."""
