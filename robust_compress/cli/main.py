@@ -183,8 +183,10 @@ def export(
 
 def _register_more_commands() -> None:
     from robust_compress.cli import audit as cli_audit
+    from robust_compress.cli import check as cli_check
 
     cli_audit.register(app)
+    cli_check.register(app)
 
 
 _register_more_commands()
