@@ -9,7 +9,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results zoo search data lock clean-venv
+.PHONY: demo test test-long bench lint results zoo search data browser report-screenshot lock clean-venv
 
 # PIP_CONSTRAINT pins the build environment of the editable install too.
 $(STAMP): pyproject.toml $(LOCK)
@@ -40,6 +40,20 @@ data:
 		echo "(or set RC_FASHION_MNIST=/path/to/idx-files)"; exit 2; \
 	fi
 
+# Debian's chromium for the browser test of report.html (skipped, with its reason, without it).
+browser:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium (for the browser test of report.html) ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		|| echo "chromium could not be installed; the browser test will skip"; \
+	else echo "No chromium: the browser test will skip (sudo apt-get install -y chromium)"; fi
+
+# docs/img/report-quickstart.png: runs/quickstart/report.html (from `make demo`) in headless
+# chromium, by the browser test's own code.
+report-screenshot: $(STAMP) browser
+	$(PY) experiments/report_screenshot.py runs/quickstart/report.html docs/img/report-quickstart.png
+
 # The quickstart recipe into runs/quickstart; an earlier run there is kept (a new folder is used).
 demo: $(STAMP) data
 	@out=runs/quickstart; \
@@ -47,10 +61,10 @@ demo: $(STAMP) data
 		echo "runs/quickstart exists and is kept; this run goes to $$out"; fi; \
 	$(VENV)/bin/robust-compress run recipes/quickstart.yaml --out $$out
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m pytest -q -m "not slow"
 
-test-long: $(STAMP) data
+test-long: $(STAMP) data browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP) data

@@ -55,6 +55,7 @@ EXTENSION_POINTS: tuple[ExtensionPoint, ...] = (
         "quantize.backend",
     ),
     ExtensionPoint("stages", "robust_compress.stages.registry:STAGES", "", "stages[].KIND"),
+    ExtensionPoint("trackers", "robust_compress.registry:TRACKERS", "", "tracking.NAME"),
 )
 
 

@@ -213,3 +213,4 @@ IMPORTANCE: Registry = Registry("importance criterion", builtins="robust_compres
 QUANTIZERS: Registry = Registry(
     "quantizer backend", builtins="robust_compress.quantization.builtin"
 )
+TRACKERS: Registry = Registry("tracker", builtins="robust_compress.tracking.builtin")

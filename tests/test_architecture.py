@@ -23,7 +23,13 @@ FOREIGN = (
     "timm",
     "PIL",
     "scipy",
+    "mlflow",
+    "tensorboard",
+    "lightning",
+    "pytorch_lightning",
 )
+# torch's own wrappers of foreign libraries count as those libraries
+FOREIGN_WITHIN_TORCH = ("torch.utils.tensorboard",)
 MAX_LINES, MAX_PARAMS = 300, 8
 
 
@@ -143,6 +149,23 @@ def test_only_adapters_import_foreign_libraries():
         for name, line in _imports(path):
             top = name.split(".")[0]
             assert top not in FOREIGN, f"{path.relative_to(ROOT)}:{line} imports {name}"
+            assert not name.startswith(FOREIGN_WITHIN_TORCH), f"{path.relative_to(ROOT)}:{line}"
+
+
+def test_each_foreign_library_has_its_own_adapter():
+    """An adapter package imports its own library, not another adapter's."""
+    own = {"mlflow": {"mlflow"}, "tensorboard": {"tensorboard", "torch.utils.tensorboard"}}
+    own["lightning"] = {"lightning", "pytorch_lightning"}
+    for module, path in _modules().items():
+        parts = module.split(".")
+        if len(parts) < 3 or parts[1] != "adapters" or parts[2] not in own:
+            continue
+        for name, line in _imports(path):
+            for adapter, names in own.items():
+                if adapter != parts[2] and any(
+                    name.split(".")[0] == n or name.startswith(n) for n in names
+                ):
+                    raise AssertionError(f"{path.relative_to(ROOT)}:{line} imports {name}")
 
 
 def test_modules_are_small():

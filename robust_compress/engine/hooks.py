@@ -1,6 +1,6 @@
 """Lifecycle hooks of a :class:`~robust_compress.engine.session.Session`.
 
-Start, batch, epoch, end.
+Start, batch, epoch, end, and the end of the run (trackers log the report there).
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ class Hooks:
     def on_message(self, text: str) -> None:
         """A one-line note for the user (a warning or a stage's result)."""
 
+    def on_run_end(self, report: dict) -> None:
+        """The run ended and wrote its report (``report`` is report.json's content)."""
+
 
 class HookList(Hooks):
     """Calls every hook in a list, in order."""
@@ -54,3 +57,7 @@ class HookList(Hooks):
     def on_message(self, text):  # noqa: D102
         for h in self.hooks:
             h.on_message(text)
+
+    def on_run_end(self, report):  # noqa: D102
+        for h in self.hooks:
+            h.on_run_end(report)

@@ -150,14 +150,26 @@ class Session:
 
     # ----- running a recipe -----------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
-        """Run every stage not yet done, checkpointing as it goes; return the report."""
+        """Run every stage not yet done, checkpointing as it goes; return the report.
+
+        The recipe's trackers (``tracking:``) follow the run and log its report at the end.
+        """
         from robust_compress.report.run_report import write_report
-        from robust_compress.stages import STAGES
+        from robust_compress.tracking.hooks import tracking
 
         if self.model is None:
             self.setup()
         if resume:
             session_state.restore_latest(self)
+        with tracking(self, enabled=distributed.is_main()):
+            self._run_stages()
+            report = write_report(self)
+            self.hooks.on_run_end(report)
+        return report
+
+    def _run_stages(self) -> None:
+        from robust_compress.stages import STAGES
+
         stages = self.recipe.stages
         while self.stage_index < len(stages):
             stage = stages[self.stage_index]
@@ -182,7 +194,6 @@ class Session:
             self.checkpoint(stage_done=True)
             distributed.barrier()
             self.hooks.on_stage_end(label, record)
-        return write_report(self)
 
     def checkpoint(self, optimizer=None, seconds: float = 0.0, stage_done: bool = False) -> None:
         """Save the state atomically (no-op without a folder); ``stage_done`` keeps a stage copy."""

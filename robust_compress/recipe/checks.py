@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from robust_compress.threat import eps_error
+from robust_compress.tracking.configs import missing_extras
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,7 +46,7 @@ def check_order(recipe: Recipe) -> Messages:
 
     Rules: a prune stage may not follow a quantize stage (pruning a quantized Brevitas
     model is unsupported; prune before quantizing), and an export with ``int8: true``
-    needs a quantize stage before it.
+    needs a quantize stage before it. Each ``tracking`` backend's library must be installed.
 
     Args:
         recipe: A validated recipe.
@@ -69,6 +70,7 @@ def check_order(recipe: Recipe) -> Messages:
                 f"{path}.int8: int8 export needs a quantize stage before it; add one or "
                 "set int8: auto"
             )
+    errors += missing_extras(recipe.tracking)
     return errors, []
 
 

@@ -30,6 +30,7 @@ from robust_compress.devices import ComputeConfig, check_device_name
 from robust_compress.errors import suggest
 from robust_compress.recipe.rules import resolve_adversaries, rule_problems
 from robust_compress.threat import eps_error
+from robust_compress.tracking.configs import Tracking
 
 MODEL_PREFIXES = ("builtin", "torchvision", "timm", "py")
 
@@ -123,6 +124,9 @@ class Recipe(BaseModel):
     device: Annotated[str, AfterValidator(check_device_name)] = "auto"
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     stages: list[SerializeAsAny[BaseStage]] = Field(min_length=1)
+    tracking: Annotated[
+        dict[str, SerializeAsAny[BaseModel]], Tracking, WithJsonSchema({"type": "object"})
+    ] = Field(default_factory=dict)
 
     @field_serializer("stages")
     def _wrap_stages(self, stages: list[BaseStage], info: Any) -> list[dict[str, Any]]:

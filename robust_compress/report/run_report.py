@@ -1,4 +1,7 @@
-"""The run's report: ``report.json`` (the contract in docs/engine.md), ``report.md``, plots."""
+"""The run's report: ``report.json`` (the contract in docs/engine.md), ``report.md``, plots.
+
+A run with an audit also gets ``report.html`` (:mod:`robust_compress.report.html`).
+"""
 
 from __future__ import annotations
 
@@ -81,7 +84,28 @@ def write_report(session) -> dict:
         session.out.record(session.out.plots / "stages.png")
     except ImportError as exc:  # matplotlib is a dependency, but never lose the report over it
         log.warning("no plot: %s", exc)
+    if report.get("audit"):
+        write_html(session, report)
     return report
+
+
+def write_html(session, report: dict) -> None:
+    """Write ``report.html`` (the gallery attacks a few images again, on the final model)."""
+    import base64
+
+    from robust_compress.report.gallery import gallery
+    from robust_compress.report.html import render
+
+    plot = session.out.plots / "stages.png"
+    uri = None
+    if plot.is_file():
+        uri = "data:image/png;base64," + base64.b64encode(plot.read_bytes()).decode("ascii")
+    try:
+        items = gallery(session, report["audit"])
+    except Exception as exc:  # noqa: BLE001 - the page is still worth writing without it
+        log.warning("report.html: no gallery: %s", exc)
+        items = []
+    session.out.write_text("report.html", render(report, uri, items))
 
 
 def _pct(value) -> str:

@@ -1,0 +1,1 @@
+"""Lightning adapter: the callback behind :mod:`robust_compress.integrations.lightning`."""

@@ -1,0 +1,1 @@
+"""MLflow adapter: the ``mlflow`` tracker backend (an optional extra of robust-compress)."""

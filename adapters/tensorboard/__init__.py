@@ -1,0 +1,1 @@
+"""TensorBoard adapter: the ``tensorboard`` tracker backend (an optional extra)."""
