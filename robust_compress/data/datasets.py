@@ -118,3 +118,27 @@ def _read_source(config: Any, split: str) -> TensorData | Streamable:
 def as_items(data: Streamable) -> Items:
     """The items of ``data`` as an :class:`Items` view over all of them."""
     return Items(data.items, range(len(data.items)))
+
+
+def open_splits(d, device) -> tuple:
+    """The recipe's training, test and validation data (``data.holdout``, else None).
+
+    The validation split is the last ``holdout`` images of the training set, taken before
+    ``train_subset``; every split's batches go to ``device``.
+
+    Raises:
+        UserError: The holdout leaves no training data.
+    """
+    train = open_data(d, "train")
+    test = open_data(d, "test", subset=d.test_subset)
+    holdout = None
+    if d.holdout:
+        if d.holdout >= len(train):
+            raise UserError(f"data.holdout {d.holdout} leaves no training data.")
+        holdout = train.subset(None, len(train) - d.holdout)
+        train = train.subset(len(train) - d.holdout)
+    train = train.subset(d.train_subset) if d.train_subset else train
+    for data in (train, test, holdout):
+        if data is not None:
+            data.device = device
+    return train, test, holdout

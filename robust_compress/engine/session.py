@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.attacks.factory import build_adversary
-from robust_compress.data.datasets import StreamData, TensorData, open_data
+from robust_compress.data.datasets import StreamData, TensorData, open_splits
 from robust_compress.devices import check_device_name, place, prepare
 from robust_compress.engine import state as session_state
 from robust_compress.engine.fit_check import check_model_fits
@@ -118,19 +118,9 @@ class Session:
         return place(model, self.device, self.recipe.compute.channels_last)
 
     def _load_data(self) -> None:
-        d = self.recipe.data
         self._examples = None
-        train = open_data(d, "train")
-        self.test_data = open_data(d, "test", subset=d.test_subset)
-        if d.holdout:
-            if d.holdout >= len(train):
-                raise UserError(f"data.holdout {d.holdout} leaves no training data.")
-            self.holdout = train.subset(None, len(train) - d.holdout)
-            train = train.subset(len(train) - d.holdout)
-        self.train_data = train.subset(d.train_subset) if d.train_subset else train
-        for data in (self.train_data, self.test_data, self.holdout):
-            if data is not None:
-                data.device = self.device
+        splits = open_splits(self.recipe.data, self.device)
+        self.train_data, self.test_data, self.holdout = splits
 
     @property
     def num_classes(self) -> int:
