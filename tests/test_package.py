@@ -63,3 +63,22 @@ def test_wheel_installs_adapters_as_subpackage(tmp_path):
         [str(py), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert "site-packages/robust_compress/adapters/__init__.py" in out.stdout
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    """pyproject.toml lists packages by hand: a new subpackage missing there is not installed."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "robust_compress").rglob("__init__.py")
+        if "adapters" not in p.parts
+    } | {
+        ".".join(("robust_compress", *p.parent.relative_to(root).parts))
+        for p in (root / "adapters").rglob("__init__.py")
+    }
+    assert found - listed == set()
