@@ -19,6 +19,7 @@ import logging
 
 from robust_compress.search import sensitivity as sens
 from robust_compress.search.allocate import allocate_until, curves
+from robust_compress.search.batchnorm import calibrator
 from robust_compress.search.objective import PROXY, objective_value, proxy_value
 from robust_compress.search.validation import validator_for
 from robust_compress.search.weight_quant import size_of
@@ -57,7 +58,10 @@ def _begin(session, stage, measure) -> dict:
     from robust_compress.adapters.torch_pruning.pruner import pruned_state
 
     model, example = session.model.eval(), session.example()
-    report = sens.measure_sensitivity(model, example, measure, stage, session.recipe.seed)
+    calibrate = calibrator(session, stage.bn_batches, stage.val_attack)
+    report = sens.measure_sensitivity(
+        model, example, measure, stage, session.recipe.seed, calibrate
+    )
     report["attack"] = measure.describe()
     start = {**report["start"], **_objective(session, stage)}
     groups = sens.prunable_groups(model, example, stage.ignore, session.recipe.seed)
