@@ -235,3 +235,16 @@ def test_search_of_a_missing_model_is_a_clear_error(tmp_path):
     assert (
         proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     )
+
+
+def test_batchnorm_recalibration_measures_the_pruned_layer_statistics():
+    from robust_compress.search.batchnorm import recalibrate
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    batches = [torch.rand(8, 1, 6, 6) * 3 + 1 for _ in range(3)]
+    recalibrate(net, batches)
+    with torch.no_grad():
+        out = torch.cat([net[0](x) for x in batches])
+    assert torch.allclose(net[1].running_mean, out.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert not net.training and net[1].momentum == 0.1  # mode and momentum put back

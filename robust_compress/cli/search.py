@@ -100,6 +100,9 @@ def sensitivity(
     bits: Annotated[str, Opt(help="Weight bit widths, comma-separated.")] = "8,4,2",
     val_samples: Annotated[int, Opt(min=1, help="Validation images attacked.")] = 1000,
     val_steps: Annotated[int, Opt(min=1, help="Steps of the validation PGD.")] = 10,
+    bn_batches: Annotated[
+        int, Opt(min=0, help="Training batches that re-estimate BatchNorm after pruning.")
+    ] = 10,
     force: Annotated[bool, Opt(help="Start over, deleting a previous run in --out.")] = False,
     quiet: bool = False,
 ) -> None:
@@ -112,6 +115,7 @@ def sensitivity(
         "bits": _numbers(bits, int, "--bits"),
         "val_samples": val_samples,
         "val_attack": {"attack": "pgd", "steps": val_steps},
+        "bn_batches": bn_batches,
     }
     if model.is_dir():
         report = {"sensitivity": _run_folder_sensitivity(model, out, stage, holdout, force)}

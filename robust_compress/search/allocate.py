@@ -94,7 +94,7 @@ def allocate_until(
     target_value: float,
     max_ratio: float,
     real_value: Callable[[dict[str, float]], float],
-    tries: int = 4,
+    tries: int = 8,
 ) -> tuple[dict[str, float], float]:
     """Allocate, measure the real objective, and ask for more saving until it meets the target.
 
@@ -109,5 +109,9 @@ def allocate_until(
         value = real_value(ratios)
         if value <= target_value * 1.01:
             break
-        needed += value - target_value  # the estimate overstated the saving by about this
+        real_saving = start_value - value
+        if real_saving <= 0:
+            needed += value - target_value
+        else:  # the estimate overstated the saving by about this factor
+            needed *= (start_value - target_value) / real_saving
     return ratios, value

@@ -25,7 +25,11 @@ def _default_val_attack() -> AdversaryConfig:
 
 
 class _Measures(BaseStage):
-    """What the sensitivity and search stages share: the validation attack and the layers."""
+    """What the sensitivity and search stages share: the validation attack and the layers.
+
+    ``bn_batches`` training batches, attacked with ``val_attack``, re-estimate a pruned copy's
+    BatchNorm statistics before it is measured (0: measure it as pruned).
+    """
 
     val_attack: AdversaryConfig = Field(default_factory=_default_val_attack)
     val_samples: int = Field(1000, ge=1)
@@ -33,6 +37,7 @@ class _Measures(BaseStage):
     bits: list[Bits] = Field(default_factory=lambda: [8, 4, 2])
     importance: str = "l1"
     ignore: list[Pattern] = Field(default_factory=list)
+    bn_batches: int = Field(10, ge=0)
 
     @field_validator("importance")
     @classmethod

@@ -50,7 +50,7 @@ def pruned_copy(
     return twin.eval()
 
 
-def prune_sensitivity(model, example, measure: Measure, base: float, stage, seed: int = 0):
+def prune_sensitivity(model, example, measure: Measure, base: float, stage, seed=0, calibrate=None):
     """One row per (group, ratio): robust and clean accuracy, drop in points, size.
 
     Args:
@@ -60,6 +60,8 @@ def prune_sensitivity(model, example, measure: Measure, base: float, stage, seed
         base: Robust accuracy of ``model`` itself.
         stage: The stage (its ``ratios``, ``importance`` and ``ignore``).
         seed: Seed of the ``random`` criterion.
+        calibrate: Re-estimates a pruned copy's BatchNorm statistics before it is measured
+            (:func:`robust_compress.search.batchnorm.calibrator`), or None.
     """
     rows = []
     for group in prunable_groups(model, example, stage.ignore, seed):
@@ -67,7 +69,7 @@ def prune_sensitivity(model, example, measure: Measure, base: float, stage, seed
             twin = pruned_copy(
                 model, example, {group["name"]: ratio}, stage.importance, stage.ignore, seed
             )
-            figures = measure(twin)
+            figures = measure(calibrate(twin) if calibrate else twin)
             rows.append(
                 {
                     "layer": group["name"],
@@ -96,12 +98,13 @@ def bits_sensitivity(model: nn.Module, measure: Measure, base: float, bits: list
     return rows
 
 
-def measure_sensitivity(model, example, measure: Measure, stage, seed: int = 0) -> dict:
+def measure_sensitivity(model, example, measure: Measure, stage, seed=0, calibrate=None) -> dict:
     """The whole sensitivity report of ``model``: its own figures, the prune and bit rows."""
     start = measure(model)
+    prune = prune_sensitivity(model, example, measure, start["robust"], stage, seed, calibrate)
     return {
         "start": start,
-        "prune": prune_sensitivity(model, example, measure, start["robust"], stage, seed),
+        "prune": prune,
         "bits": bits_sensitivity(model, measure, start["robust"], list(stage.bits)),
     }
 

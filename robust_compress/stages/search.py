@@ -19,6 +19,7 @@ import logging
 
 from robust_compress.search import sensitivity as sens
 from robust_compress.search.allocate import allocate_until, curves
+from robust_compress.search.batchnorm import calibrator
 from robust_compress.search.objective import PROXY, objective_value, proxy_value
 from robust_compress.search.validation import validator_for
 from robust_compress.search.weight_quant import size_of
@@ -57,7 +58,10 @@ def _begin(session, stage, measure) -> dict:
     from robust_compress.adapters.torch_pruning.pruner import pruned_state
 
     model, example = session.model.eval(), session.example()
-    report = sens.measure_sensitivity(model, example, measure, stage, session.recipe.seed)
+    calibrate = calibrator(session, stage.bn_batches, stage.val_attack)
+    report = sens.measure_sensitivity(
+        model, example, measure, stage, session.recipe.seed, calibrate
+    )
     report["attack"] = measure.describe()
     start = {**report["start"], **_objective(session, stage)}
     groups = sens.prunable_groups(model, example, stage.ignore, session.recipe.seed)
@@ -223,7 +227,6 @@ def _finish(session, stage, state: dict, measure) -> dict:
             model, measure, choose_bits(bits_rows, stage.max_bits_drop), bits_rows, floor
         )
     reached = state["stopped"] is None
-    aim = f"{stage.target:g} of the start's {stage.objective}"
     result = {
         "objective": stage.objective,
         "budget": {"max_robust_drop": stage.max_robust_drop, "attack": state["attack"]},
@@ -235,7 +238,7 @@ def _finish(session, stage, state: dict, measure) -> dict:
         "bits_robust": bits_robust,
         "bits_sensitivity": bits_rows,
         "sensitivity": state["sensitivity"],
-        "stopped": state["stopped"] or f"reached the last aim ({aim}) within budget",
+        "stopped": state["stopped"] or _ended(stage, state),
         "reached_target": reached,
         "finetune_epochs_used": (len(state["candidates"]) - 1) * stage.finetune_epochs,
     }
@@ -243,6 +246,15 @@ def _finish(session, stage, state: dict, measure) -> dict:
 
     write_search_plots(session, result)
     return result
+
+
+def _ended(stage, state: dict) -> str:
+    """How a search that never ran out of budget ended: the aim and the figure reached."""
+    proxy = PROXY[stage.objective]
+    return (
+        f"every step within budget; the last aimed at {stage.target:g} of the start's "
+        f"{proxy} and reached {state['accepted']['fraction']:.3f}"
+    )
 
 
 def choose_bits(rows: list[dict], max_drop: float) -> dict[str, int]:
