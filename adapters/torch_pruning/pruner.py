@@ -45,7 +45,12 @@ from robust_compress.adapters.torch_pruning.importance import (
     loss_gradients,
     make_importance,
 )
-from robust_compress.adapters.torch_pruning.options import PrunerOptions, fact, validate
+from robust_compress.adapters.torch_pruning.options import (
+    PrunerOptions,
+    fact,
+    keep_one_ratios,
+    validate,
+)
 from robust_compress.adapters.torch_pruning.sparse import (
     SparsePruner,
     check_sparsity_reg,
@@ -163,6 +168,11 @@ class StructuredPruner:
                 ),
                 global_pruning=self.global_pruning,
                 pruning_ratio=self.ratio,
+                pruning_ratio_dict=(
+                    None
+                    if self.global_pruning
+                    else keep_one_ratios(model, self.ratio, self._ignored)
+                ),
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,
