@@ -94,6 +94,12 @@ def _next_modules(model: nn.Module, layers: dict[str, nn.Module]) -> dict[nn.Mod
     return chains
 
 
+def batchnorm_after(model: nn.Module, layers: dict[str, nn.Module]) -> dict[nn.Module, nn.Module]:
+    """The BatchNorm registered right after each layer that has one (and fits its channels)."""
+    chains = _next_modules(model, layers)
+    return {m: c[1] for m, c in chains.items() if len(c) > 1 and not isinstance(c[1], ACTIVATIONS)}
+
+
 def channel_targets(
     model: nn.Module, layers: dict[str, nn.Module], example: Tensor | None = None
 ) -> dict[nn.Module, nn.Module]:
