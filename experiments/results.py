@@ -3,7 +3,9 @@
 Every run is a shipped recipe run through the CLI (``robust-compress run``) into
 ``runs/experiments/NAME``, two at a time with one thread each (2 cores). A run whose folder
 already holds a report of the same resolved recipe is reused, a run interrupted part-way is
-resumed, so the command can be stopped and started again. Every figure of docs/results.md is
+resumed, so the command can be stopped and started again (and span several sittings). Claims 1,
+2 and 5 run each row with every seed of ``claims.SEEDS`` (``runs/experiments/NAME-seedN``, each
+on the base run of its seed). Every figure of docs/results.md is
 read from the runs' ``report.json``; the verdicts are computed by experiments/claims.py.
 
 Usage (from the repository root)::
@@ -25,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from claims import BASES, Run, claims  # noqa: E402
+from claims import Run, all_bases, claims, seeded_runs  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,8 @@ SMOKE = False  # --smoke: every run on a slice of the data, to test this script
 def overrides(run: Run, runs_dir: Path) -> list[str]:
     """The ``--set`` overrides of a run: its args and the path of its base's checkpoint."""
     sets = [f"args.{k}={v}" for k, v in run.args]
+    if run.seed:
+        sets.append(f"seed={run.seed}")
     if run.base:
         sets.append(f"args.base={runs_dir / run.base / 'checkpoints' / 'last.pt'}")
     return sets + (smoke_sets(run) if SMOKE else [])
@@ -136,8 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     SMOKE = args.smoke
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     chosen = [c for c in claims() if not args.only or str(c.number) in args.only.split(",")]
-    runs = list({run.name: run for c in chosen for _, run in c.rows}.values())
-    runs += [BASES[b] for b in sorted({r.base for r in runs if r.base} - {r.name for r in runs})]
+    runs = list(
+        {r.name: r for c in chosen for label, _ in c.rows for r in seeded_runs(c, label)}.values()
+    )
+    bases = all_bases(chosen)
+    runs += [bases[b] for b in sorted({r.base for r in runs if r.base} - {r.name for r in runs})]
     start = time.perf_counter()
     reports = run_all(list({r.name: r for r in runs}.values()), args.runs.resolve(), args.jobs)
     elapsed = time.perf_counter() - start

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
+import statistics
 import time
 from pathlib import Path
 
-from claims import Claim
+from claims import Claim, seeded_runs
 
 COMMAND = "make results"
 
@@ -41,6 +43,34 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
     }
 
 
+def aggregate(label: str, rows: list[dict]) -> dict:
+    """One table row from a row's runs (one per seed): means, spreads and standard errors.
+
+    ``robust`` and ``clean`` become the means over seeds, ``robust_sd`` and ``clean_sd`` their
+    standard deviations, and ``se`` the standard error of the robust mean (sd / sqrt(seeds);
+    with one seed the binomial error of the figure on its images).
+    """
+    if len(rows) == 1:
+        row, p = dict(rows[0]), rows[0]["robust"]
+        return {**row, "seeds": [row["seed"]], "se": math.sqrt(p * (1 - p) / row["robust_samples"])}
+    k = len(rows)
+    robust, clean = [r["robust"] for r in rows], [r["clean"] for r in rows]
+    out = dict(rows[0])
+    out.update(
+        run=", ".join(r["run"] for r in rows),
+        seeds=[r["seed"] for r in rows],
+        seconds=statistics.mean(r["seconds"] for r in rows),
+        seconds_with_base=statistics.mean(r["seconds_with_base"] for r in rows),
+        robust=statistics.mean(robust),
+        robust_sd=statistics.stdev(robust),
+        clean=statistics.mean(clean),
+        clean_sd=statistics.stdev(clean),
+        se=statistics.stdev(robust) / math.sqrt(k),
+        checks_failed=sorted({c for r in rows for c in r["checks_failed"]}),
+    )
+    return out
+
+
 def _seconds(report: dict) -> float:
     return sum(s["seconds"] for s in report["stages"])
 
@@ -56,10 +86,21 @@ def _fmt_row(r: dict, with_base: bool) -> str:
     sparse = f" ({100 * r['sparsity']:.0f}% zero)" if r["sparsity"] is not None else ""
     secs = f"{r['seconds']:.0f}" + (f" ({r['seconds_with_base']:.0f})" if with_base else "")
     flags = f" ⚠ {', '.join(r['checks_failed'])}" if r["checks_failed"] else ""
+    seeds = r.get("seeds", [r["seed"]])
     return (
-        f"| {r['label']} | {recipe} | {r['seed']} | {secs} | {r['params']:,}{sparse} | "
-        f"{r['macs'] / 1e6:.2f} M | {size} | {100 * r['clean']:.1f}% ({r['clean_samples']:,}) | "
-        f"{100 * r['robust']:.1f}% ({r['robust_samples']:,}){flags} |"
+        f"| {r['label']} | {recipe} | {', '.join(map(str, seeds))} | {secs} | "
+        f"{r['params']:,}{sparse} | {r['macs'] / 1e6:.2f} M | {size} | "
+        f"{_figure(r, 'clean', r['clean_samples'])} | "
+        f"{_figure(r, 'robust', r['robust_samples'])}{flags} |"
+    )
+
+
+def _figure(r: dict, key: str, samples: int) -> str:
+    """``71.0% (1,000)``, or over several seeds ``71.0% ± 1.0 (3 seeds × 1,000)``."""
+    if len(r.get("seeds", [])) < 2:
+        return f"{100 * r[key]:.1f}% ({samples:,})"
+    return (
+        f"{100 * r[key]:.1f}% ± {100 * r[key + '_sd']:.1f} ({len(r['seeds'])} seeds × {samples:,})"
     )
 
 
@@ -67,12 +108,13 @@ def claim_section(claim: Claim, rows: list[dict], verdict: tuple[str, str]) -> s
     """The markdown of one claim: title, note, table, verdict and plot."""
     with_base = claim.number == 4
     secs = "wall s (with base)" if with_base else "wall s"
+    secs += ", mean per seed" if len(claim.seeds) > 1 else ""
     lines = [
         f"## Claim {claim.number}: {claim.title}",
         "",
         f"Source: {claim.source}. {claim.note}",
         "",
-        f"| model | recipe | seed | {secs} | params | MACs | ONNX | clean | robust |",
+        f"| model | recipe | seeds | {secs} | params | MACs | ONNX | clean | robust |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *[_fmt_row(r, with_base) for r in rows],
         "",
@@ -93,7 +135,8 @@ def write_docs(claims, reports, docs: Path, elapsed: float, argv: str) -> Path:
     sections, data = [], []
     total = sum(_seconds(r) for r in reports.values())
     for claim in claims:
-        needed = {n for _, run in claim.rows for n in (run.name, run.base) if n}
+        seeded = {label: seeded_runs(claim, label) for label, _ in claim.rows}
+        needed = {n for runs in seeded.values() for r in runs for n in (r.name, r.base) if n}
         missing = sorted(needed - reports.keys())
         if missing:
             sections.append(
@@ -103,8 +146,11 @@ def write_docs(claims, reports, docs: Path, elapsed: float, argv: str) -> Path:
             data.append({"claim": claim.number, "verdict": ("not measured", ""), "rows": []})
             continue
         rows = [
-            row_of(label, run, reports[run.name], reports.get(run.base) if run.base else None)
-            for label, run in claim.rows
+            aggregate(
+                label,
+                [row_of(label, r, reports[r.name], reports.get(r.base)) for r in runs],
+            )
+            for label, runs in seeded.items()
         ]
         by_label = {r["label"]: r for r in rows}
         verdict = claim.judge(by_label)
@@ -144,13 +190,19 @@ Protocol: `builtin:cnn_small` unless a row says otherwise, L-inf eps 0.1 in pixe
 0, batch 128. **clean** is on the test images counted beside it (all 10,000); **robust** is the
 audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR and Square (300 queries) on
 the first 1,000 test images. Training never sees the test set. A ⚠ names an audit sanity check
-that failed. "Wall s" is the run's own time; one seed per row, so differences of about one
-point are within noise (the verdicts call {100 * 0.01:.0f} point the margin).
+that failed. "Wall s" is the run's own time. Claims 1, 2 and 5 run every row with seeds 0, 1
+and 2 (each seed prunes a base trained with that seed) and show mean ± standard deviation over
+the seeds; claims 3 and 4 run one seed. Within a claim every row gets the same number of
+adversarial epochs after the step that distinguishes it (each claim's note says how many).
+A verdict calls a difference real only when it exceeds two standard errors of the difference
+(a row's standard error: the standard deviation over its seeds / sqrt(seeds); with one seed,
+the binomial error of the figure on its images), and at least {100 * 0.01:.0f} point; the
+verdicts state each margin.
 
-The budgets are sized for 2 CPU cores: one seed, a few epochs per phase, three pruning ratios.
-On a GPU, raise them before drawing firm conclusions: HYDRA's score epochs towards the paper's
-20, tens of ADMM epochs, full training per lottery round, 100 edge-popup epochs, the 30% point
-of claim 2, and three or more seeds per row.
+The budgets are sized for 2 CPU cores: a few epochs per phase, three pruning ratios. On a GPU,
+raise them before drawing firm conclusions: HYDRA's score epochs towards the paper's 20, tens
+of ADMM epochs, full training per lottery round, 100 edge-popup epochs, the 30% point of
+claim 2, and more seeds.
 
 Verdicts:
 

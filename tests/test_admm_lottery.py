@@ -6,7 +6,7 @@ from torch import nn
 
 from robust_compress.engine.session import Session
 from robust_compress.pruning import lottery
-from robust_compress.pruning.admm import Admm, project_filters
+from robust_compress.pruning.admm import Admm, project_filters, rows
 from robust_compress.recipe.loader import parse_recipe
 
 
@@ -21,16 +21,17 @@ def test_admm_penalty_pulls_pruned_filters_to_zero_and_scores_follow_z():
     torch.manual_seed(0)
     conv = nn.Conv2d(1, 8, 3)
     admm = Admm({"conv": conv}, ratio=0.5, rho=1.0, rho_growth=2.0)
+    w = lambda: rows([conv.weight, conv.bias]).detach()  # noqa: E731  (no BatchNorm: W and b)
     support = admm.z["conv"].flatten(1).norm(dim=1) > 0
-    before = conv.weight.detach()[~support].norm()
+    before = w()[~support].norm()
     opt = torch.optim.SGD(conv.parameters(), lr=0.5)
     for _ in range(20):  # only the penalty: W moves towards Z - U
         opt.zero_grad()
         admm.penalty().backward()
         opt.step()
-    assert conv.weight.detach()[~support].norm() < 0.01 * before
+    assert w()[~support].norm() < 0.01 * before
     u_before = admm.u["conv"].clone()
-    w_minus_z = conv.weight.detach() - project_filters(conv.weight.detach() + u_before, 0.5)
+    w_minus_z = w() - project_filters(w() + u_before, 0.5)
     residual = admm.update()
     assert residual < 0.01 and admm.rho == 2.0 and admm.updates == 1
     # scaled dual: U + W - Z at the old rho, divided by the growth for the new rho

@@ -19,8 +19,8 @@ from results_doc import write_docs  # noqa: E402
 
 from robust_compress.recipe.loader import load_recipe  # noqa: E402
 
-ALL_RUNS = {run.name: run for c in plan.claims() for _, run in c.rows}
-WITH_BASES = {**ALL_RUNS, **plan.BASES}
+ALL_RUNS = {r.name: r for c in plan.claims() for k, _ in c.rows for r in plan.seeded_runs(c, k)}
+WITH_BASES = {**ALL_RUNS, **plan.all_bases(plan.claims())}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_RUNS))
@@ -30,7 +30,7 @@ def test_every_run_is_a_shipped_recipe_that_loads(name, tmp_path):
     assert recipe.name == run.recipe
     if run.base:
         assert recipe.model.weights == str(tmp_path / run.base / "checkpoints" / "last.pt")
-        assert run.base in plan.BASES
+        assert run.base in plan.all_bases(plan.claims())
     for key, value in run.args:
         assert f"args.{key}={value}" in results.overrides(run, tmp_path)
 
@@ -80,14 +80,17 @@ def _report(robust: float, params: int = 47610) -> dict:
 
 def test_page_lists_every_row_verdict_and_plot(tmp_path):
     reports = {name: _report(0.7) for name in WITH_BASES}
-    reports["c2-hydra-ratio0.9"] = _report(0.4)
+    for name in ("c2-hydra-ratio0.9", "c2-hydra-ratio0.9-seed1", "c2-hydra-ratio0.9-seed2"):
+        reports[name] = _report(0.4)
     path = write_docs(plan.claims(), reports, tmp_path, 60.0, "")
     text = path.read_text()
     for c in plan.claims():
         assert f"## Claim {c.number}:" in text
         assert (tmp_path / "img" / c.plot).stat().st_size > 1000
     assert text.count("**Verdict on Fashion-MNIST:") == 5
-    assert "40.0% (1,000) ⚠ large_eps" in text  # the failed check is shown beside its figure
+    # the failed check is shown beside its figure
+    assert "40.0% ± 0.0 (3 seeds × 1,000) ⚠ large_eps" in text
+    assert "40.0% (1,000)" not in text and "70.0% (1,000) |" in text  # claims 3, 4: one seed
     assert "| 15 (30) |" in text  # claim 4's compute column adds the base's 15 seconds
 
 
@@ -95,3 +98,50 @@ def test_page_says_what_is_missing(tmp_path):
     reports = {name: _report(0.7) for name in WITH_BASES if not name.startswith("c5-")}
     text = write_docs(plan.claims(), reports, tmp_path, 1.0, "").read_text()
     assert "Not measured yet" in text and text.count("**Verdict on Fashion-MNIST:") == 4
+
+
+def test_claim_rows_get_the_same_adversarial_epochs_after_their_prune(tmp_path):
+    epochs = {}
+    for name in ("c1-admm", "c1-inherit"):
+        recipe = load_recipe(results.RECIPES / f"{name}.yaml")
+        epochs[name] = recipe.stages[0].finetune_epochs
+    assert epochs["c1-admm"] == epochs["c1-inherit"] == 3
+    assert "3 adversarial epochs after" in _claim(1).note
+
+
+def test_claims_1_2_5_run_three_seeds_each_on_its_own_base():
+    for c in plan.claims():
+        want = 3 if c.number in (1, 2, 5) else 1
+        assert len(c.seeds) >= want
+        for label, _ in c.rows:
+            runs = plan.seeded_runs(c, label)
+            assert sorted(r.seed for r in runs) == list(c.seeds)
+            assert len({r.name for r in runs}) == len(runs)
+            for r in runs:
+                assert r.base is None or r.base == plan.base_of(r.seed, r.base).name
+                assert r.base is None or r.base in plan.all_bases(plan.claims())
+    run = plan.seeded_runs(_claim(1), "ADMM: prune while training adversarially")[1]
+    assert run.name == "c1-admm-seed1" and run.base == "base-pgd-seed1"
+    assert "seed=1" in results.overrides(run, Path("/r"))
+
+
+def test_verdict_margin_is_two_standard_errors():
+    labels = [label for label, _ in _claim(5).rows]
+    rows = {label: {"robust": 0.60, "se": 0.01} for label in labels}
+    rows["lottery ticket 80%"] = {"robust": 0.625, "se": 0.01}  # +2.5 points, 2 SE = 2.8
+    assert _claim(5).judge(rows)[0] == "holds only partly"
+    rows["lottery ticket 80%"] = {"robust": 0.63, "se": 0.01}  # +3 points
+    assert _claim(5).judge(rows)[0] == "holds"
+
+
+def test_page_shows_mean_and_spread_over_seeds(tmp_path):
+    reports = {}
+    for c in plan.claims():
+        for label, _ in c.rows:
+            for r in plan.seeded_runs(c, label):
+                reports[r.name] = _report(0.70 + 0.01 * r.seed)
+    for name in plan.all_bases(plan.claims()):
+        reports.setdefault(name, _report(0.7))
+    text = write_docs(plan.claims(), reports, tmp_path, 60.0, "").read_text()
+    assert "71.0% ± 1.0 (3 seeds × 1,000)" in text
+    assert "two standard errors" in text

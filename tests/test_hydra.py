@@ -78,8 +78,13 @@ def test_scores_learn_and_weights_stay_frozen(form):
     torch.manual_seed(0)
     model = build_model("builtin:cnn_tiny")
     before = {k: v.clone() for k, v in model.named_parameters()}
+    example = torch.rand(2, 1, 28, 28)
+    init_model = build_model("builtin:cnn_tiny")
+    init_model.load_state_dict(model.state_dict())
     layers, scores = _learn(form, model)
-    init = hydra.init_scores(layers, form)
+    init_layers = masks.prunable_layers(init_model, "head")
+    init_scores = hydra.init_scores(init_layers, form, model=init_model, example=example)
+    init = {layers[n]: init_scores[m] for n, m in init_layers.items()}
     changed = [not torch.allclose(scores[m], init[m]) for m in layers.values()]
     assert all(changed)
     if form == "structured":  # the learned ranking is not plain L1 in some layer
@@ -89,8 +94,9 @@ def test_scores_learn_and_weights_stay_frozen(form):
             for m, s in scores.items()
         ]
         assert any(kept)
-    for k, v in model.named_parameters():
-        assert torch.equal(v, before[k]), k
+    bn = {n for n, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    for k, v in model.named_parameters():  # BatchNorm's scale and shift learn with the scores
+        assert torch.equal(v, before[k]) != (k.rsplit(".", 1)[0] in bn), k
         assert v.requires_grad
     assert _hooks(model) == 0
 
@@ -122,17 +128,22 @@ def test_pruner_keeps_the_channels_with_the_highest_scores():
         assert any(torch.equal(w, k) for k in kept)
 
 
-def test_structured_mask_zeroes_channels_after_batchnorm():
+def test_structured_mask_zeroes_channels_after_the_relu():
     torch.manual_seed(0)
     model = build_model("builtin:cnn_tiny").eval()
     layers = masks.prunable_layers(model, "head")
-    scores = hydra.init_scores(layers, "structured")
+    x = torch.rand(2, 1, 28, 28)
+    scores = hydra.init_scores(layers, "structured", model=model, example=x)
     seen = {}
-    model.features[2].register_forward_hook(lambda m, i, o: seen.__setitem__("bn", i[0]))
-    with masks.masked(model, layers, scores, "structured", 0.5):
-        model(torch.rand(2, 1, 28, 28))
-    zero_channels = (seen["bn"].abs().sum((0, 2, 3)) == 0).sum().item()
+    model.features[3].register_forward_hook(lambda m, i, o: seen.__setitem__("relu", i[0]))
+    with masks.masked(model, layers, scores, "structured", 0.5, example=x):
+        model(x)
+    zero_channels = (seen["relu"].abs().sum((0, 2, 3)) == 0).sum().item()
     assert zero_channels == model.features[0].out_channels // 2
+    targets = masks.channel_targets(model, layers, x)
+    assert targets[model.features[0]] is model.features[2]  # the ReLU after conv, BN
+    assert targets[model.fc] is model.relu
+    assert masks.channel_targets(model, layers)[model.features[0]] is model.features[1]
 
 
 def test_foreign_loop_pruning_step_refuses_hydra():

@@ -182,3 +182,36 @@ def _prunes_out_channels(dep) -> bool:
         tp.prune_conv_out_channels,
         tp.prune_linear_out_channels,
     )
+
+
+@torch.no_grad()
+def group_importance(
+    model: nn.Module, layers: Iterable[nn.Module], example: Tensor, name: str = "l1", seed: int = 0
+) -> dict[nn.Module, Tensor]:
+    """Torch-Pruning's importance of each output channel of each layer, over its whole group.
+
+    The group of a layer's output channels holds what pruning them removes with them: the
+    BatchNorm after it (scale and shift) and the input channels of the layers it feeds. The
+    scores are those the structured pruner ranks by for ``name`` (``l1``: group L1).
+
+    Args:
+        model: The model the layers belong to (traced once on ``example``).
+        layers: Conv2d or Linear layers of ``model``.
+        example: An input batch for tracing.
+        name: A criterion of :data:`~robust_compress.registry.IMPORTANCE` that needs no
+            gradients.
+        seed: Seed of criteria that draw at random.
+    """
+    from robust_compress.adapters.torch_pruning.state import traceable
+
+    importance = make_importance(name, seed)
+    with traceable(model), torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    scores = {}
+    for m in layers:
+        fn = (
+            tp.prune_conv_out_channels if isinstance(m, nn.Conv2d) else tp.prune_linear_out_channels
+        )
+        group = graph.get_pruning_group(m, fn, idxs=list(range(m.weight.shape[0])))
+        scores[m] = importance(group).detach().float()
+    return scores

@@ -66,3 +66,41 @@ def validate(importance: str, ratio: float, steps: int, o: PrunerOptions) -> Non
 def fact(importance: str, key: str) -> bool:
     """One meta fact of a registered importance criterion (``gradients``, ...)."""
     return bool(IMPORTANCE.entry(importance).meta.get(key, False))
+
+
+def keep_one_ratios(model: nn.Module, ratio: float, ignored: list[str]) -> dict[nn.Module, float]:
+    """Per-layer ratios that leave one output channel where ``ratio`` would leave none.
+
+    Torch-Pruning keeps ``int(n * (1 - ratio))`` of a layer's ``n`` channels and skips the
+    layer when that is 0 (a ratio of 0.99 removes nothing from a 64-channel conv), while
+    :func:`robust_compress.pruning.masks.keep_count` keeps at least one. Those layers get a
+    ratio that keeps exactly one, so a mask and the pruned model agree at every ratio.
+
+    Args:
+        model: The model to prune.
+        ratio: The pruner's ratio.
+        ignored: Names of the modules kept whole.
+    """
+    skip = set(ignored)
+    return {
+        m: (n - 1.5) / n
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Linear) and name not in skip
+        for n in [m.weight.shape[0]]
+        if n > 1 and int(n * (1 - ratio)) < 1
+    }
+
+
+def ratio_overrides(model: nn.Module, pruner: Any) -> dict | None:
+    """Torch-Pruning's ``pruning_ratio_dict`` for a structured pruner.
+
+    The named groups' own ratios (``layer_ratios``) when given, else :func:`keep_one_ratios`
+    for per-layer pruning, else None (global ranking).
+    """
+    from robust_compress.adapters.torch_pruning.graph import ratio_dict
+
+    if pruner.layer_ratios:
+        return ratio_dict(model, pruner.layer_ratios)
+    if pruner.global_pruning:
+        return None
+    return keep_one_ratios(model, pruner.ratio, pruner._ignored)

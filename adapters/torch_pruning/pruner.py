@@ -39,7 +39,6 @@ from robust_compress.adapters.torch_pruning.graph import (
     build_pruner,
     check_runs,
     group_roots,
-    ratio_dict,
     sync_attention,
 )
 from robust_compress.adapters.torch_pruning.importance import (
@@ -47,7 +46,12 @@ from robust_compress.adapters.torch_pruning.importance import (
     loss_gradients,
     make_importance,
 )
-from robust_compress.adapters.torch_pruning.options import PrunerOptions, fact, validate
+from robust_compress.adapters.torch_pruning.options import (
+    PrunerOptions,
+    fact,
+    ratio_overrides,
+    validate,
+)
 from robust_compress.adapters.torch_pruning.sparse import (
     SparsePruner,
     check_sparsity_reg,
@@ -168,7 +172,7 @@ class StructuredPruner:
                 ),
                 global_pruning=self.global_pruning,
                 pruning_ratio=self.ratio,
-                pruning_ratio_dict=ratio_dict(model, self.layer_ratios),
+                pruning_ratio_dict=ratio_overrides(model, self),
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,

@@ -31,6 +31,7 @@ from robust_compress.data.datasets import StreamData, TensorData, open_splits
 from robust_compress.devices import check_device_name, place, prepare
 from robust_compress.engine import state as session_state
 from robust_compress.engine.fit_check import check_model_fits
+from robust_compress.engine.guard import check_alive
 from robust_compress.engine.hooks import HookList, Hooks
 from robust_compress.engine.runfolder import RunFolder
 from robust_compress.errors import UserError
@@ -172,6 +173,8 @@ class Session:
                 result = STAGES.get(stage.kind)(self, stage, label)
                 if result is not None:
                     self.results[result.section] = result.data
+                if stage.kind not in MODEL_UNCHANGED:
+                    check_alive(self, label)
             if stage.kind in MODEL_UNCHANGED and self.records:  # same model: same figures
                 record = {**self.records[-1], "name": label, "kind": stage.kind}
             else:

@@ -1,17 +1,23 @@
 """ADMM concurrent adversarial pruning (Ye et al., ICCV 2019), filter-sparse form.
 
-Pruning is posed as ``min loss_adv(W)`` subject to each layer's weights ``W`` having at most
-``keep`` non-zero output filters. ADMM splits it with an auxiliary ``Z`` (the constrained
-copy) and a scaled dual ``U``:
+Pruning is posed as ``min loss_adv(W)`` subject to each layer having at most ``keep`` output
+channels switched on. What switches a channel on is constrained (:func:`switches`): under
+BatchNorm the BN scale and shift of the channel (as the ``bn_filter`` configuration of Ye et
+al.'s code constrains the BN scale; a conv filter shrunk to near zero is rescaled back by the
+BN after it, and the shift alone keeps a channel on), else the layer's filter and bias. Per
+layer they form ``W``, one row per output channel. ADMM splits the problem with an auxiliary
+``Z`` (the constrained copy) and a scaled dual ``U``:
 
 - W-step: SGD on ``loss_adv(W) + rho / 2 * sum ||W - Z + U||^2`` (:meth:`Admm.penalty`);
-- Z-step: ``Z = project(W + U)``, keeping the ``keep`` filters of largest L2 norm;
+- Z-step: ``Z = project(W + U)``, keeping the ``keep`` rows of largest L2 norm;
 - U-step: ``U = U + W - Z``; then ``rho`` grows by ``rho_growth`` and ``U``, the dual scaled
   by ``1 / rho``, shrinks by the same factor (:meth:`Admm.update`).
 
-After the ADMM epochs, the filters outside the support of ``Z`` are removed for real (the
+After the ADMM epochs, the channels outside the support of ``Z`` are removed for real (the
 Torch-Pruning adapter ranks channels by :meth:`Admm.filter_scores`), and the smaller model is
-retrained adversarially.
+retrained adversarially. The relative residual ``||W - Z|| / ||W||`` of every Z/U update is in
+the report (``prune.admm.residuals``): near 0, the hard prune removes what ADMM already
+switched off.
 
 :func:`run` is the prune stage's ``admm`` method: ``admm_epochs`` epochs under the stage's
 adversary with the penalty (Z/U updates every ``admm_every`` epochs), the hard prune, then
@@ -26,7 +32,7 @@ import logging
 import torch
 from torch import Tensor, nn
 
-from robust_compress.pruning.masks import keep_count
+from robust_compress.pruning.masks import batchnorm_after, keep_count
 from robust_compress.pruning.session_ops import fit_phases, prune_by_scores, scored_layers
 from robust_compress.training.fit import FitHooks
 
@@ -47,34 +53,67 @@ def project_filters(w: Tensor, ratio: float) -> Tensor:
     return w.detach() * mask.view(-1, *([1] * (w.dim() - 1)))
 
 
+def switches(model: nn.Module | None, layers: dict[str, nn.Module]) -> dict[str, list]:
+    """The parameters that switch each layer's output channels on (one row per channel).
+
+    Under BatchNorm its scale and shift; else the layer's weight and bias. Without ``model``
+    (no way to find the BatchNorm), the layer's weight and bias.
+    """
+    bns = batchnorm_after(model, layers) if model is not None else {}
+    out = {}
+    for name, m in layers.items():
+        owner = bns.get(m, m)
+        out[name] = [p for p in (owner.weight, owner.bias) if p is not None]
+    return out
+
+
+def rows(params: list) -> Tensor:
+    """The parameters as one matrix with a row per output channel (differentiable)."""
+    return torch.cat([p.reshape(p.shape[0], -1) for p in params], dim=1)
+
+
 class Admm:
     """The ADMM state of a model's prunable layers (the auxiliary ``Z``, the dual ``U``, rho).
 
     Args:
-        layers: The layers to make filter-sparse, by name (the head excluded).
-        ratio: Fraction of each layer's filters to remove.
+        layers: The layers to make channel-sparse, by name (the head excluded).
+        ratio: Fraction of each layer's channels to remove.
         rho: Initial penalty weight.
         rho_growth: Factor applied to ``rho`` after every Z/U update.
+        model: The model of ``layers``, to find the BatchNorm after each (see
+            :func:`switches`).
     """
 
-    def __init__(self, layers: dict[str, nn.Module], ratio: float, rho: float, rho_growth: float):
+    def __init__(
+        self,
+        layers: dict[str, nn.Module],
+        ratio: float,
+        rho: float,
+        rho_growth: float,
+        model: nn.Module | None = None,
+    ):
         self.layers, self.ratio = layers, ratio
         self.rho, self.rho_growth = rho, rho_growth
-        self.z = {n: project_filters(m.weight, ratio) for n, m in layers.items()}
-        self.u = {n: torch.zeros_like(m.weight.detach()) for n, m in layers.items()}
+        self.params = switches(model, layers)
+        self.z = {n: project_filters(self._w(n), ratio) for n in layers}
+        self.u = {n: torch.zeros_like(self._w(n).detach()) for n in layers}
         self.updates = 0
+        self.residuals: list[float] = []
+
+    def _w(self, name: str) -> Tensor:
+        return rows(self.params[name])
 
     def penalty(self) -> Tensor:
-        """``rho / 2 * sum_l ||W_l - Z_l + U_l||^2``, differentiable in the weights."""
-        total = sum(((m.weight - self.z[n] + self.u[n]) ** 2).sum() for n, m in self.layers.items())
+        """``rho / 2 * sum_l ||W_l - Z_l + U_l||^2``, differentiable in the parameters."""
+        total = sum(((self._w(n) - self.z[n] + self.u[n]) ** 2).sum() for n in self.layers)
         return 0.5 * self.rho * total
 
     @torch.no_grad()
     def update(self) -> float:
         """Take a Z-step and a U-step, grow rho; return the relative residual ||W - Z|| / ||W||."""
         residual = weight = 0.0
-        for n, m in self.layers.items():
-            w = m.weight.detach()
+        for n in self.layers:
+            w = self._w(n).detach()
             self.z[n] = project_filters(w + self.u[n], self.ratio)
             self.u[n] += w - self.z[n]
             residual += float(((w - self.z[n]) ** 2).sum())
@@ -84,6 +123,7 @@ class Admm:
             u /= self.rho_growth
         self.updates += 1
         rel = (residual / max(weight, 1e-12)) ** 0.5
+        self.residuals.append(rel)
         log.info("admm update %d: residual %.4f, rho now %.3g", self.updates, rel, self.rho)
         return rel
 
@@ -96,18 +136,25 @@ class Admm:
         scores = {}
         for n, m in self.layers.items():
             z_norm = self.z[n].flatten(1).norm(dim=1)
-            w_norm = m.weight.detach().flatten(1).norm(dim=1)
+            w_norm = self._w(n).detach().norm(dim=1)
             scores[m] = (z_norm > 0).float() * (1 + w_norm.max()) + w_norm
         return scores
 
     def state(self) -> dict:
         """The state as plain data (tensors keyed by layer name), for a checkpoint."""
-        return {"z": dict(self.z), "u": dict(self.u), "rho": self.rho, "updates": self.updates}
+        return {
+            "z": dict(self.z),
+            "u": dict(self.u),
+            "rho": self.rho,
+            "updates": self.updates,
+            "residuals": list(self.residuals),
+        }
 
     def load_state(self, state: dict) -> None:
         """Restore what :meth:`state` returned."""
         self.z, self.u = dict(state["z"]), dict(state["u"])
         self.rho, self.updates = float(state["rho"]), int(state["updates"])
+        self.residuals = [float(r) for r in state.get("residuals", [])]
 
 
 class _AdmmSchedule:
@@ -119,7 +166,9 @@ class _AdmmSchedule:
         saved = session.progress.method_state
         if session.epoch == 0 or "admm" in saved:  # else: resumed after the prune
             layers = scored_layers(session, stage)
-            self.admm = Admm(layers, stage.ratio, stage.admm_rho, stage.admm_rho_growth)
+            self.admm = Admm(
+                layers, stage.ratio, stage.admm_rho, stage.admm_rho_growth, session.model
+            )
             if session.epoch > 0:
                 self.admm.load_state(saved["admm"])
             saved["admm"] = self.admm.state()
@@ -151,6 +200,8 @@ class _AdmmSchedule:
             "updates": self.admm.updates,
             "final_rho": self.admm.rho,
             "residual_before_prune": residual,
+            "residuals": list(self.admm.residuals),
+            "constrained": "batchnorm scale and shift (else filter and bias) of each channel",
         }
         self.admm = None
 

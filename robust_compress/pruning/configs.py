@@ -121,12 +121,17 @@ class MagnitudePrune(_RemovesChannels):
 
 
 class HydraPrune(_RemovesChannels):
-    """``hydra``: learn scores under attack (weights frozen), prune by them, fine-tune."""
+    """``hydra``: learn scores under attack (weights frozen), prune by them, fine-tune.
+
+    ``score_bn`` trains the BatchNorm scales and shifts with the scores, as HYDRA's official
+    code does (default); false keeps them frozen too.
+    """
 
     method: Literal["hydra"] = "hydra"
     hydra_form: Literal["structured", "unstructured"] = "structured"
     score_epochs: int = Field(1, ge=0)
     score_lr: float = Field(0.1, gt=0)
+    score_bn: bool = True
 
     def problems(self) -> Problems:
         """The unstructured form scores every layer but the head, so it takes no ``ignore``."""

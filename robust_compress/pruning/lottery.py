@@ -8,14 +8,14 @@ largest by magnitude among those still alive).
 
 :func:`run` is the prune stage's ``lottery`` method: ``rounds`` rounds of ``round_epochs``
 epochs under the stage's adversary, each ending in a prune and a rewind to the weights of
-``rewind_epoch`` (or, with ``reinit``, after the last round, to a fresh random initialisation:
-the control), then one more round trains the ticket. The masks and the rewind point resume
-from ``session.progress.method_state["lottery"]``.
+``rewind_epoch`` (or, with ``reinit``, after the last round, to a new draw of the model's own
+initialisation, from its spec under another seed: the control), then one more round trains
+the ticket. The masks and the rewind point resume from
+``session.progress.method_state["lottery"]``.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import torch
@@ -28,7 +28,7 @@ from robust_compress.pruning.masks import (
     prunable_layers,
     remove_masks,
 )
-from robust_compress.pruning.session_ops import fit_phases, head_of, reinitialize, sparse_report
+from robust_compress.pruning.session_ops import fit_phases, head_of, initial_state, sparse_report
 from robust_compress.training.fit import FitHooks
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,10 @@ class _Lottery:
         return True
 
     def _random_state(self) -> dict:
-        """The control's weights (``reinit``): a fresh random initialisation of the model."""
-        other = copy.deepcopy(self.session.model)
-        reinitialize(other, self.session.recipe.seed * 7 + 1000 + self.session.stage_index)
-        return snapshot(other)
+        """The control's weights (``reinit``): a new draw of the model's own initialisation."""
+        return initial_state(
+            self.session, self.session.recipe.seed * 7 + 1000 + self.session.stage_index
+        )
 
     def _apply(self) -> list:
         return apply_masks({self.layers[n]: m for n, m in self.state["masks"].items()})

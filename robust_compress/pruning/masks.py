@@ -59,30 +59,120 @@ def prunable_layers(model: nn.Module, head: str) -> dict[str, nn.Module]:
     }
 
 
-def _channel_targets(model: nn.Module, layers: dict[str, nn.Module]) -> dict[nn.Module, nn.Module]:
-    """Where each layer's channel mask is applied: its BatchNorm if one follows, else itself."""
-    order = list(model.named_modules())
-    targets = {}
-    for i, (_, m) in enumerate(order):
+#: Activations with f(0) = 0: masking their output gives the forward pass of masking their input.
+ACTIVATIONS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.Mish,
+)
+
+
+def _next_modules(model: nn.Module, layers: dict[str, nn.Module]) -> dict[nn.Module, list]:
+    """Each layer followed by the modules registered right after it: [BatchNorm], activation."""
+    order = [m for _, m in model.named_modules()]
+    chains = {}
+    for i, m in enumerate(order):
         if m not in layers.values():
             continue
-        nxt = order[i + 1][1] if i + 1 < len(order) else None
-        fits = isinstance(nxt, nn.BatchNorm2d) and nxt.num_features == m.weight.shape[0]
-        targets[m] = nxt if fits else m
+        chain = [m]
+        nxt = order[i + 1] if i + 1 < len(order) else None
+        if (
+            isinstance(nxt, nn.BatchNorm2d | nn.BatchNorm1d)
+            and nxt.num_features == m.weight.shape[0]
+        ):
+            chain.append(nxt)
+            nxt = order[i + 2] if i + 2 < len(order) else None
+        if isinstance(nxt, ACTIVATIONS):
+            chain.append(nxt)
+        chains[m] = chain
+    return chains
+
+
+def batchnorm_after(model: nn.Module, layers: dict[str, nn.Module]) -> dict[nn.Module, nn.Module]:
+    """The BatchNorm registered right after each layer that has one (and fits its channels)."""
+    chains = _next_modules(model, layers)
+    return {m: c[1] for m, c in chains.items() if len(c) > 1 and not isinstance(c[1], ACTIVATIONS)}
+
+
+def channel_targets(
+    model: nn.Module, layers: dict[str, nn.Module], example: Tensor | None = None
+) -> dict[nn.Module, nn.Module]:
+    """Where each layer's channel mask is applied: after its activation when that is safe.
+
+    A mask of 0 and 1 gives the same forward pass before or after an activation with
+    f(0) = 0, but only after it does a dropped channel get a score gradient (before a ReLU
+    a dropped channel enters it at exactly 0, where the ReLU's gradient is 0). The activation
+    is the target when a probe run on ``example`` shows it runs once and takes exactly the
+    output of the layer (or of the layer's BatchNorm), itself run once; otherwise (no example,
+    a functional or shared activation, as in torchvision's ResNet blocks) the target is the
+    layer's BatchNorm if one follows, else the layer.
+    """
+    chains = _next_modules(model, layers)
+    calls = (
+        _probe(model, example, {m for c in chains.values() for m in c})
+        if example is not None
+        else {}
+    )
+    targets = {}
+    for layer, chain in chains.items():
+        *before, last = chain
+        fed = isinstance(last, ACTIVATIONS) and len(before) > 0
+        if fed and _feeds(calls, before[-1], last):
+            targets[layer] = last
+        else:
+            targets[layer] = before[-1] if fed else last
     return targets
 
 
+def _feeds(calls: dict, source: nn.Module, act: nn.Module) -> bool:
+    """True when ``source`` and ``act`` ran once each and ``act`` took ``source``'s output."""
+    a, b = calls.get(source, []), calls.get(act, [])
+    return len(a) == 1 and len(b) == 1 and b[0][0] is a[0][1]
+
+
+def _probe(model: nn.Module, example: Tensor, watched: set) -> dict[nn.Module, list]:
+    """Run ``model`` once on ``example`` (eval mode, no grad); each watched module's calls."""
+    from robust_compress.models.state import preserved_state
+
+    calls: dict[nn.Module, list] = {m: [] for m in watched}
+    handles = [
+        m.register_forward_hook(lambda mod, inp, out: calls[mod].append((inp[0], out)))
+        for m in watched
+    ]
+    try:
+        with preserved_state(model, eval_mode=True), torch.no_grad():
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
 @contextlib.contextmanager
-def masked(model: nn.Module, layers: dict[str, nn.Module], scores: Scores, form: str, ratio: float):
+def masked(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    scores: Scores,
+    form: str,
+    ratio: float,
+    example: Tensor | None = None,
+):
     """Within the block, ``model`` computes with the top-k units by score only.
 
-    Structured: forward hooks multiply each layer's output channels (after its BatchNorm) by
-    the mask. Unstructured: forward pre-hooks swap each weight for ``weight * mask``. All hooks
-    are removed on exit and the weights are left untouched.
+    Structured: forward hooks multiply each layer's output channels by the mask where
+    :func:`channel_targets` says (after the activation when ``example`` shows that is safe).
+    Unstructured: each weight is swapped for ``weight * mask``. All hooks are removed on exit
+    and the weights are left untouched.
     """
     handles = []
     if form == "structured":
-        for layer, target in _channel_targets(model, layers).items():
+        for layer, target in channel_targets(model, layers, example).items():
             s = scores[layer]
 
             def hook(_m, _inp, out, s=s):

@@ -78,8 +78,38 @@ def fit_phases(session, stage, label: str, phases: list[int], hooks: FitHooks) -
     fit(session, label, sum(phases), stage.optimizer, stage.lr_schedule, adversary, hooks)
 
 
+def initial_state(session, seed: int) -> dict[str, torch.Tensor]:
+    """A fresh draw of the model's own initialisation, as a state dict of the session's model.
+
+    The recipe's model is built again from its spec under ``seed`` (the global RNG is left as
+    found), so every layer is drawn as the model's constructor draws it. When that model's
+    shapes differ from the session's (an earlier structured prune), each module of a copy of
+    the session's model calls its own ``reset_parameters`` under ``seed`` instead.
+    """
+    import copy
+
+    current = session.model.state_dict()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = session._fresh_model().state_dict()
+        same = fresh.keys() == current.keys() and all(
+            fresh[k].shape == v.shape for k, v in current.items()
+        )
+        if not same:
+            other = copy.deepcopy(session.model)
+            for m in other.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+            fresh = other.state_dict()
+    return {k: v.detach().clone().to(current[k].device) for k, v in fresh.items()}
+
+
 def reinitialize(model: nn.Module, seed: int) -> None:
-    """Random weights: Kaiming-normal convolutions and Linear layers, zero biases, fresh BN."""
+    """Random weights: Kaiming-normal convolutions and Linear layers, zero biases, fresh BN.
+
+    Edge-popup's random weights (its paper draws Kaiming-normal weights); a control that must
+    match the model's own initialisation uses :func:`initial_state` instead.
+    """
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
