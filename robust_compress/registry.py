@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from robust_compress.errors import UserError, first_line, suggest
+
+_LOADING = threading.RLock()  # re-entrant: a builtins module asks its own registry again
 
 T = TypeVar("T")
 PLUGIN_GROUP = "robust_compress.plugins"
@@ -124,12 +127,16 @@ class Registry(Generic[T]):
         self.kind = kind
         self.error = error
         self.builtins = builtins
+        self._loaded = builtins is None
         self._entries: dict[str, Entry[T]] = {}
 
     def _ready(self) -> None:
-        if self.builtins is not None:
-            module, self.builtins = self.builtins, None
-            importlib.import_module(module)
+        if not self._loaded:  # another thread may be importing the builtins: wait for it
+            with _LOADING:
+                if self.builtins is not None:
+                    module, self.builtins = self.builtins, None
+                    importlib.import_module(module)
+                    self._loaded = True
         load_plugins()
 
     def add(
