@@ -1,4 +1,4 @@
-"""``make search``: issue 17's comparison, run and written to docs/search.md.
+"""``make search``: issue 17's comparison, run and written to docs/search-results.md.
 
 From one PGD-trained ``cnn_small`` (recipes/experiments/s-base.yaml, full Fashion-MNIST with
 1,000 training images held out for validation): the search with a 2-point budget (objective
@@ -80,7 +80,7 @@ def execute(name: str, recipe: str, args: dict, runs: Path, threads: int) -> dic
 
 
 def main() -> None:
-    """Run everything, then write docs/search.md and its images."""
+    """Run everything, then write docs/search-results.md and its images."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "search")
@@ -103,7 +103,7 @@ def main() -> None:
         shutil.copyfile(runs / "search-2pts" / "plots" / plot, images / plot)
     from search_doc import write_doc
 
-    write_doc(reports, ROOT / "docs" / "search.md")
+    write_doc(reports, ROOT / "docs" / "search-results.md")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ stages:
     session = Session(recipe)
     session.setup()
     dense_params = sum(p.numel() for p in session.model.parameters())
-    session.run()
+    report = session.run()
+    assert report["models"]["dense"]["params"] == dense_params  # a recipe that starts pruning
+    assert report["metrics"]["dense"]["clean"] is not None  # its dense model was measured
     loss = session.adversary_for(0)
     assert isinstance(loss, Distill) and (loss.weight, loss.temperature) == (0.7, 2.0)
     assert sum(p.numel() for p in loss.teacher.parameters()) == dense_params

@@ -23,12 +23,17 @@ def size_of(model, example) -> dict:
     return {"params": params, "macs": macs}
 
 
-def quick_metrics(session) -> dict:
-    """Clean accuracy on the test set, PGD-10 accuracy on its first 1000 images, and size."""
+def quick_metrics(session, model=None) -> dict:
+    """Clean accuracy on the test set, PGD-10 accuracy on its first 1000 images, and size.
+
+    ``model`` (a float model) is measured instead of the session's current one when given.
+    """
+    quantized = model is None and session.quant_config is not None
+    model = model if model is not None else session.model
     test = session.test_data
     eps = session.recipe.threat.eps
     robust_set = test.subset(min(QUICK_SAMPLES, len(test)))
-    clean = evaluate(session.model, test)
+    clean = evaluate(model, test)
     if session.recipe.threat.norm == "linf":
         generator = torch.Generator().manual_seed(session.recipe.seed)
         attack = TorchPGD(eps, QUICK_STEPS, generator=generator)
@@ -36,12 +41,12 @@ def quick_metrics(session) -> dict:
         from robust_compress.adapters.art.adversary import ArtAdversary
 
         attack = ArtAdversary("pgd", eps, norm="l2", steps=QUICK_STEPS, seed=session.recipe.seed)
-    robust = evaluate(session.model, robust_set, attack)
+    robust = evaluate(model, robust_set, attack)
     return {
         "clean": clean,
         "pgd10": robust,
         "n_clean": len(test),
         "n_robust": len(robust_set),
-        "quantized": session.quant_config is not None,
-        **size_of(session.float_reference(), session.example()),
+        "quantized": quantized,
+        **size_of(session.float_reference() if quantized else model, session.example()),
     }

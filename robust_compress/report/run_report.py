@@ -50,12 +50,19 @@ def build_report(session) -> dict:
 
 
 def _dense_record(session) -> dict:
-    """The record of the last stage before the first compression stage."""
+    """The record of the last stage before the first compression stage.
+
+    A recipe that starts by compressing has none: its dense snapshot is measured instead.
+    """
     dense = {}
     for r in session.records:
         if r["kind"] in ("prune", "quantize", "search"):
             break
         dense = r
+    if not dense and session.dense_state is not None:
+        from robust_compress.engine.metrics import quick_metrics
+
+        dense = {"name": "dense", "kind": "dense", **quick_metrics(session, session.dense_model())}
     return dense
 
 

@@ -251,9 +251,10 @@ def _finish(session, stage, state: dict, measure) -> dict:
 def _ended(stage, state: dict) -> str:
     """How a search that never ran out of budget ended: the aim and the figure reached."""
     proxy = PROXY[stage.objective]
+    retried = sum(not c["accepted"] for c in state["candidates"])
     return (
-        f"every step within budget; the last aimed at {stage.target:g} of the start's "
-        f"{proxy} and reached {state['accepted']['fraction']:.3f}"
+        f"ran to the last aim ({stage.target:g} of the start's {proxy}) and reached "
+        f"{state['accepted']['fraction']:.3f}; {retried} step(s) over budget were retried smaller"
     )
 
 
