@@ -193,11 +193,11 @@ class Session:
         if self.out is not None:
             session_state.save(self, optimizer, seconds, stage_done)
 
-    def measure(self, label: str, kind: str) -> dict:
-        """Clean accuracy, quick PGD accuracy, parameters and MACs of the current model."""
+    def measure(self, label: str, kind: str, model: nn.Module | None = None) -> dict:
+        """Clean accuracy, quick PGD accuracy, parameters and MACs of the model (or ``model``)."""
         from robust_compress.engine.metrics import quick_metrics
 
-        return {"name": label, "kind": kind, **quick_metrics(self)}
+        return {"name": label, "kind": kind, **quick_metrics(self, model)}
 
     # ----- pieces for stages and foreign loops ----------------------------------------
     def float_reference(self) -> nn.Module:

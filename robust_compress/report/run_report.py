@@ -60,9 +60,7 @@ def _dense_record(session) -> dict:
             break
         dense = r
     if not dense and session.dense_state is not None:
-        from robust_compress.engine.metrics import quick_metrics
-
-        dense = {"name": "dense", "kind": "dense", **quick_metrics(session, session.dense_model())}
+        dense = session.measure("dense", "dense", session.dense_model())
     return dense
 
 
