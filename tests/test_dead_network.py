@@ -2,23 +2,10 @@
 
 import pytest
 import torch
+from tiny import tiny_session as _session
 from torch import nn
 
-from robust_compress.engine.session import Session
 from robust_compress.errors import RunError
-from robust_compress.recipe.loader import parse_recipe
-
-TINY = (
-    "model: {spec: builtin:cnn_tiny}\n"
-    "data: {name: synthetic, batch_size: 64, train_subset: 256, test_subset: 64}\n"
-    "threat: {eps: 0.1}\nstages:\n"
-)
-
-
-def _session(name: str, stages: str, out=None) -> Session:
-    session = Session(parse_recipe(f"name: {name}\nseed: 0\n{TINY}{stages}"), out)
-    session.setup()
-    return session
 
 
 def test_a_stage_that_kills_the_network_stops_with_a_run_error(tmp_path):

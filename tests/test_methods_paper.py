@@ -5,23 +5,10 @@ Issue 20: each test failed on the code before the fix (the note of the issue say
 
 import pytest
 import torch
+from tiny import tiny_session as _session
 
-from robust_compress.engine.session import Session
 from robust_compress.models.specs import build_model
 from robust_compress.pruning import admm, lottery
-from robust_compress.recipe.loader import parse_recipe
-
-TINY = (
-    "model: {spec: builtin:cnn_tiny}\n"
-    "data: {name: synthetic, batch_size: 64, train_subset: 256, test_subset: 64}\n"
-    "threat: {eps: 0.1}\nstages:\n"
-)
-
-
-def _session(name: str, stages: str, out=None) -> Session:
-    session = Session(parse_recipe(f"name: {name}\nseed: 0\n{TINY}{stages}"), out)
-    session.setup()
-    return session
 
 
 def test_admm_switches_off_the_channels_it_drops_under_batchnorm(monkeypatch):
