@@ -5,7 +5,8 @@
    per-group ratios for it from the sensitivity curves (:mod:`allocate`), prunes the model to
    them and fine-tunes it under attack (with distillation if ``distill`` is set).
 3. The step's model is measured; within budget it is accepted, otherwise the last accepted
-   model comes back and the search stops, saying so.
+   model comes back and the step is retried smaller (``retries`` times in all); then the
+   search stops, saying so.
 4. The accepted model's weight bit widths are chosen per layer from its bit sensitivity and
    handed to the following quantize stage.
 
