@@ -242,6 +242,12 @@ INTERRUPT_AT_FIRST_EPOCH = textwrap.dedent("""
 """)
 
 
+def _sigint_as_a_terminal_has_it() -> None:
+    """A job started with ``&`` by a non-interactive shell (a CI script) ignores SIGINT, and
+    its children inherit that: give the CLI the default disposition a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     """SIGINT at a known point (a timer raced with fast machines: the run had already ended)."""
     recipe = tmp_path / "r.yaml"
@@ -249,7 +255,9 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     args = ["run", str(recipe), "--out", str(out), "--quiet"]
     cmd = [sys.executable, "-c", INTERRUPT_AT_FIRST_EPOCH, *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, preexec_fn=_sigint_as_a_terminal_has_it
+    )
     assert proc.returncode == 130, proc.stderr
     assert "--resume" in proc.stderr and "Traceback" not in proc.stderr
     assert not (out / "report.json").exists()
