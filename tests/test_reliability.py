@@ -249,7 +249,7 @@ def _sigint_as_a_terminal_has_it() -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(tmp_path):
-    """SIGINT at a known point (a timer raced with fast machines: the run had already ended)."""
+    """SIGINT at a known point: right after the first epoch's checkpoint, not after a timer."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE.replace("epochs: 2}", "epochs: 4}"))
     out = tmp_path / "run"
