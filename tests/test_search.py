@@ -12,10 +12,10 @@ import torch
 
 from robust_compress.engine.session import Session
 from robust_compress.errors import RecipeError
+from robust_compress.models.specs import size_of
 from robust_compress.recipe.loader import parse_recipe
 from robust_compress.search.allocate import Curve, allocate, allocate_until
 from robust_compress.search.validation import Validator
-from robust_compress.search.weight_quant import size_of
 
 BASE = """
 name: search

@@ -9,18 +9,11 @@ from __future__ import annotations
 import torch
 
 from robust_compress.attacks.adversaries import TorchPGD
+from robust_compress.models.specs import size_of
 from robust_compress.training.loop import evaluate
 
 QUICK_SAMPLES = 1000
 QUICK_STEPS = 10
-
-
-def size_of(model, example) -> dict:
-    """Parameters and MACs of a float model on ``example``."""
-    from robust_compress.adapters.torch_pruning.pruner import count_macs_params
-
-    macs, params = count_macs_params(model, example)
-    return {"params": params, "macs": macs}
 
 
 def quick_metrics(session, model=None) -> dict:

@@ -30,11 +30,3 @@ def quantize_weight(layer: nn.Module, bits: int) -> None:
 def quantizable_layers(model: nn.Module) -> dict[str, nn.Module]:
     """Every Conv2d and Linear of ``model`` (the head too: it is quantized as well)."""
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
-
-
-def size_of(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
-    """Parameters and MACs of a float model on ``example`` (Torch-Pruning's counter)."""
-    from robust_compress.adapters.torch_pruning.pruner import count_macs_params
-
-    macs, params = count_macs_params(model, example)
-    return {"params": params, "macs": macs}

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 
+from robust_compress.models.specs import size_of
 from robust_compress.search import sensitivity as sens
 from robust_compress.search.allocate import allocate_until, curves
 from robust_compress.search.batchnorm import calibrator
 from robust_compress.search.objective import PROXY, objective_value, proxy_value
 from robust_compress.search.validation import validator_for
-from robust_compress.search.weight_quant import size_of
 from robust_compress.stages.contract import StageResult
 from robust_compress.training.fit import fit
 
@@ -107,11 +107,12 @@ def _prune_step(session, stage, state: dict) -> None:
     proxy = PROXY[stage.objective]
     fraction = state["aim"] or _level_aim(stage, state["level"])
     group_curves = curves(state["sensitivity"]["prune"], start[proxy], proxy)
+    now = {g["name"]: g["channels"] for g in sens.prunable_groups(session.model, example, (), seed)}
     relative = {}
 
     def real(ratios: dict[str, float]) -> float:
         relative.clear()
-        relative.update(_relative(session, state, ratios))
+        relative.update(_relative(state["channels"], now, ratios))
         twin = sens.pruned_copy(
             session.model, example, relative, stage.importance, stage.ignore, seed
         )
@@ -145,15 +146,11 @@ def _level_aim(stage, level: int) -> float:
     return stage.target ** (level / stage.steps)
 
 
-def _relative(session, state: dict, ratios: dict[str, float]) -> dict[str, float]:
-    """Ratios of the start's channels, as ratios of the current model's channels."""
-    now = {
-        g["name"]: g["channels"]
-        for g in sens.prunable_groups(session.model, session.example(), (), session.recipe.seed)
-    }
+def _relative(start: dict[str, int], now: dict[str, int], ratios: dict[str, float]) -> dict:
+    """Ratios of the start's channels (``start``), as ratios of the current ones (``now``)."""
     relative = {}
     for name, ratio in ratios.items():
-        keep = round(state["channels"][name] * (1 - ratio))
+        keep = round(start[name] * (1 - ratio))
         if name in now and now[name] > keep >= 1:  # the epsilon: Torch-Pruning floors the kept
             relative[name] = 1 - (keep + 1e-6) / now[name]
     return relative
