@@ -91,16 +91,19 @@ def keep_one_ratios(model: nn.Module, ratio: float, ignored: list[str]) -> dict[
     }
 
 
-def ratio_overrides(model: nn.Module, pruner: Any) -> dict | None:
-    """Torch-Pruning's ``pruning_ratio_dict`` for a structured pruner.
+def ratio_overrides(
+    model: nn.Module,
+    ratio: float,
+    layer_ratios: Mapping[str, float],
+    ignored: list[str],
+    global_pruning: bool,
+) -> dict | None:
+    """Torch-Pruning's ``pruning_ratio_dict``, or None when there is nothing to override.
 
-    The named groups' own ratios (``layer_ratios``) when given, else :func:`keep_one_ratios`
-    for per-layer pruning, else None (global ranking).
+    The named groups' own ``layer_ratios``, over :func:`keep_one_ratios` for per-layer pruning,
+    so that a layer without its own ratio still keeps one channel.
     """
     from robust_compress.adapters.torch_pruning.graph import ratio_dict
 
-    if pruner.layer_ratios:
-        return ratio_dict(model, pruner.layer_ratios)
-    if pruner.global_pruning:
-        return None
-    return keep_one_ratios(model, pruner.ratio, pruner._ignored)
+    keep_one = {} if global_pruning else keep_one_ratios(model, ratio, ignored)
+    return {**keep_one, **(ratio_dict(model, layer_ratios) or {})} or None

@@ -172,7 +172,9 @@ class StructuredPruner:
                 ),
                 global_pruning=self.global_pruning,
                 pruning_ratio=self.ratio,
-                pruning_ratio_dict=ratio_overrides(model, self),
+                pruning_ratio_dict=ratio_overrides(
+                    model, self.ratio, self.layer_ratios, self._ignored, self.global_pruning
+                ),
                 iterative_steps=self.steps,
                 ignored_layers=[modules[n] for n in self._ignored],
                 round_to=self.round_to,
