@@ -12,7 +12,7 @@ import torch
 
 from robust_compress.engine.session import Session
 from robust_compress.errors import RecipeError
-from robust_compress.models.specs import size_of
+from robust_compress.pruning.size import size_of
 from robust_compress.recipe.loader import parse_recipe
 from robust_compress.search.allocate import Curve, allocate, allocate_until
 from robust_compress.search.validation import Validator

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from robust_compress.attacks.adversaries import TorchPGD
-from robust_compress.models.specs import size_of
+from robust_compress.pruning.size import size_of
 from robust_compress.training.loop import evaluate
 
 QUICK_SAMPLES = 1000

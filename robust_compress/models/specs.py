@@ -213,11 +213,3 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 def count_params(model: nn.Module) -> int:
     """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
-
-
-def size_of(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
-    """Parameters and MACs of a float model on ``example`` (Torch-Pruning's counter)."""
-    from robust_compress.adapters.torch_pruning.pruner import count_macs_params
-
-    macs, params = count_macs_params(model, example)
-    return {"params": params, "macs": macs}

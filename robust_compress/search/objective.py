@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from robust_compress.models.specs import size_of
+from robust_compress.pruning.size import size_of
 
 PROXY = {"macs": "macs", "params": "params", "onnx_bytes": "params", "latency": "macs"}
 """What the allocation estimates each objective by (the real figure is measured per step)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from robust_compress.models.specs import size_of
+from robust_compress.pruning.size import size_of
 from robust_compress.search.weight_quant import quantizable_layers, quantize_weight
 
 log = logging.getLogger(__name__)

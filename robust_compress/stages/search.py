@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from robust_compress.models.specs import size_of
+from robust_compress.pruning.size import size_of
 from robust_compress.search import sensitivity as sens
 from robust_compress.search.allocate import allocate_until, curves
 from robust_compress.search.batchnorm import calibrator
