@@ -49,7 +49,8 @@ class RobustCompressCallback(pl.Callback):
         from robust_compress.engine.session import Session
 
         if stage == "fit" and self.session is None:
-            self.session = Session(self.recipe, self.out, device="cpu")
+            device = trainer.strategy.root_device  # where Lightning puts the module
+            self.session = Session(self.recipe, self.out, device=str(device))
             self.session.setup(getattr(pl_module, self.attr))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
