@@ -352,10 +352,18 @@ def test_engine_stage_and_cli_audit_a_run_folder(tmp_path):
     session = Session(parse_recipe(RUN_RECIPE), out)
     session.setup()
     report = session.run()
-    final = report["audit"]["final"]
-    assert report["metrics"]["final"]["robust"] == final["robust"] and final["samples"] == 32
+    audit = report["audit"]
+    final, deployed = audit["final"], audit["int8_onnx"]
+    metrics = report["metrics"]["final"]
+    # The headline is the deployed file's figure; the twin's stays beside it.
+    assert metrics["robust"] == deployed["robust"] and deployed["target_kind"] == "onnx"
+    assert metrics["robust_twin"] == final["robust"] and final["samples"] == 32
     assert (out / "audit" / "final" / "audit.json").is_file()
-    assert "Adversarial audit" in (out / "report.md").read_text()
+    assert (out / "audit" / "int8-onnx" / "audit.json").is_file()
+    text = (out / "report.md").read_text()
+    assert "Adversarial audit" in text and "final (model.int8.onnx)" in text
+    assert "fake-quant twin (torch)" in text and "Twin agreement check" in text
+    _check_comparison(report, out)
     (out / "recipe.resolved.yaml").write_text(RUN_RECIPE)  # written by the CLI's `run`
     result = cli(out, "--samples", "24", "--pgd-steps", "2", "--square-queries", "10")
     assert result.exit_code == 0, result.output
@@ -366,6 +374,25 @@ def test_engine_stage_and_cli_audit_a_run_folder(tmp_path):
     assert onnx_audit["per_attack"]["square"]["source"] == "black-box onnx"
     manifest = json.loads((out / "manifest.json").read_text())["files"]
     assert "audit/cli/int8-onnx/audit.json" in manifest
+
+
+def _check_comparison(report: dict, out) -> None:
+    """The dense-vs-deployed pairing agrees with the two masks and with its CSV."""
+    import csv
+
+    dense, deployed = (
+        report["audit"]["dense"]["robust_mask"],
+        report["audit"]["int8_onnx"]["robust_mask"],
+    )
+    comparison = report["comparison"]
+    lost = sum(d == "1" and f == "0" for d, f in zip(dense, deployed, strict=True))
+    gained = sum(d == "0" and f == "1" for d, f in zip(dense, deployed, strict=True))
+    assert (comparison["only_reference"], comparison["only_other"]) == (lost, gained)
+    assert comparison["other"] == "int8_onnx" and 0 < comparison["p_value"] <= 1
+    with open(out / "audit" / "compression-changes.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == lost + gained
+    assert sum(r["change"] == "broken by compression" for r in rows) == lost
 
 
 def test_probability_outputs_are_a_user_error(tiny, synthetic_test):

@@ -234,3 +234,28 @@ def check_twin_agreement(
 @torch.no_grad()
 def _classes(predict: Callable[[Tensor], Tensor], x: Tensor, batch: int) -> Tensor:
     return torch.cat([predict(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+
+
+def run_checks(target: Target, ens: dict, sweep: list[dict], examples, budget, say) -> list[dict]:
+    """Every sanity check of one audit (``examples``: the audited x, y and clean mask)."""
+    import math
+
+    from robust_compress.audit import sweep as sweeps
+
+    x, y, clean = examples
+    n, m = len(y), min(sweeps.SWEEP_SAMPLES, len(y))
+    large = sweeps.large_eps(budget.eps, budget.norm, math.prod(x.shape[1:]))
+    base = next((r for r in sweep if r["eps"] == budget.eps and r["attack"] == "pgd"), None)
+    say(f"sanity checks: PGD-{2 * budget.pgd_steps} on {m} examples, input gradients")
+    found = [
+        check_threat_model(ens["max_delta"], ens["max_box"], budget.eps, budget.norm),
+        check_pgd_vs_fgsm(ens["per_attack"]),
+        *check_sweep(sweep, large),
+        check_black_box(ens["per_attack"], n),
+        check_double_steps(target, x[:m], y[:m], clean[:m], budget, base),
+        check_zero_gradients(target, x, y, budget.batch_size),
+    ]
+    for c in found:
+        if not c["passed"]:
+            log.warning("audit check FAILED: %s: %s", c["title"], c["detail"])
+    return found

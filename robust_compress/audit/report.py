@@ -13,8 +13,17 @@ log = logging.getLogger(__name__)
 NORM_NAMES = {"linf": "L-inf", "l2": "L2"}
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``n/a`` for None)."""
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def ci_text(interval) -> str:
+    """A 95% interval as ``72.2-77.6%`` (``n/a`` without one)."""
+    if not interval:
+        return "n/a"
+    low, high = interval
+    return f"{100 * low:.1f}-{100 * high:.1f}%"
 
 
 def attack_label(name: str, entry: dict) -> str:
@@ -35,7 +44,7 @@ def _attack_rows(result: dict) -> list[str]:
     rows = [
         "| attack | source | run on | figure | robust accuracy | seconds |",
         "|---|---|---|---|---:|---:|",
-        f"| none (clean) | {result['target_kind']} | {n} | - | {_pct(result['clean'])} | - |",
+        f"| none (clean) | {result['target_kind']} | {n} | - | {pct(result['clean'])} | - |",
     ]
     for name, e in result["per_attack"].items():
         if e.get("skipped"):
@@ -44,7 +53,7 @@ def _attack_rows(result: dict) -> list[str]:
         pool = "clean-correct" if e["mode"] == "alone" else "still robust"
         rows.append(
             f"| {attack_label(name, e)} | {e['source']} | {e['attacked']} {pool} | {e['mode']} "
-            f"| {_pct(e['accuracy'])} | {e['seconds']:.1f} |"
+            f"| {pct(e['accuracy'])} | {e['seconds']:.1f} |"
         )
     return rows
 
@@ -76,7 +85,7 @@ def _sweep_rows(result: dict) -> list[str]:
         "|---:|" + "---:|" * len(attacks),
     ]
     for eps in sorted({r["eps"] for r in sweep}):
-        cells = " | ".join(_pct(table.get((eps, a))) for a in attacks)
+        cells = " | ".join(pct(table.get((eps, a))) for a in attacks)
         lines.append(f"| {eps:.4g} | {cells} |")
     return lines
 
@@ -107,8 +116,9 @@ def audit_markdown(result: dict) -> str:
         *_attack_rows(result),
         "",
         f"**Robust accuracy (per-example worst case over the ensemble): "
-        f"{_pct(result['robust'])} ({result['robust_count']} of {n} examples)**; clean "
-        f"{_pct(result['clean'])} ({result['clean_correct']} of {n}).",
+        f"{pct(result['robust'])} ({result['robust_count']} of {n} examples; 95% interval "
+        f"{ci_text(result.get('robust_ci'))})**; clean {pct(result['clean'])} "
+        f"({result['clean_correct']} of {n}; {ci_text(result.get('clean_ci'))}).",
         "",
         "An example is robust only if it is classified correctly and every attack failed on "
         "it. *alone*: the attack ran on every correctly classified example and its figure is "

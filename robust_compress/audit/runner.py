@@ -48,6 +48,7 @@ from robust_compress.audit.options import (
     check_sweep_values,
     make_budget,
 )
+from robust_compress.audit.stats import wilson
 from robust_compress.data.datasets import TensorData
 from robust_compress.errors import UserError
 
@@ -166,7 +167,7 @@ def _audit(target: Target, data: TensorData, plan: _Plan) -> dict:
         m = min(sweeps.SWEEP_SAMPLES, n)
         sweep = sweeps.run_sweep(target, x[:m], y[:m], clean[:m], budget, eps_list, say, plan.names)
     if plan.sanity:
-        found = _checks(target, ens, sweep, x, y, clean, budget, say)
+        found = checks.run_checks(target, ens, sweep, (x, y, clean), budget, say)
     if plan.pair is not None:
         say(f"agreement of the integer file with its fake-quant twin on {n} examples")
         found.append(checks.check_twin_agreement(*plan.pair, x, y, budget.batch_size))
@@ -191,8 +192,16 @@ def _audit(target: Target, data: TensorData, plan: _Plan) -> dict:
         "checks": found,
         "sanity_checks": bool(plan.sanity),
         "passed": all(c["passed"] for c in found),
-        "robust_mask": "".join("1" if v else "0" for v in ens["robust"].tolist()),
+        "robust_mask": _mask(ens["robust"]),
+        "clean_mask": _mask(clean),
+        "clean_ci": list(wilson(int(clean.sum()), n)),
+        "robust_ci": list(wilson(int(ens["robust"].sum()), n)),
     }
+
+
+def _mask(flags: Tensor) -> str:
+    """Per-example flags as a ``"1"``/``"0"`` string (compact in audit.json)."""
+    return "".join("1" if v else "0" for v in flags.tolist())
 
 
 def run_ensemble(
@@ -265,25 +274,6 @@ def run_ensemble(
         "max_delta": worst_delta,
         "max_box": worst_box,
     }
-
-
-def _checks(target, ens, sweep, x, y, clean, budget, say) -> list[dict]:
-    n, m = len(y), min(sweeps.SWEEP_SAMPLES, len(y))
-    large = sweeps.large_eps(budget.eps, budget.norm, math.prod(x.shape[1:]))
-    base = next((r for r in sweep if r["eps"] == budget.eps and r["attack"] == "pgd"), None)
-    say(f"sanity checks: PGD-{2 * budget.pgd_steps} on {m} examples, input gradients")
-    found = [
-        checks.check_threat_model(ens["max_delta"], ens["max_box"], budget.eps, budget.norm),
-        checks.check_pgd_vs_fgsm(ens["per_attack"]),
-        *checks.check_sweep(sweep, large),
-        checks.check_black_box(ens["per_attack"], n),
-        checks.check_double_steps(target, x[:m], y[:m], clean[:m], budget, base),
-        checks.check_zero_gradients(target, x, y, budget.batch_size),
-    ]
-    for c in found:
-        if not c["passed"]:
-            log.warning("audit check FAILED: %s: %s", c["title"], c["detail"])
-    return found
 
 
 def _say(progress: Callable[[str], None] | None) -> Callable[[str], None]:

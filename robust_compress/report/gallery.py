@@ -19,9 +19,11 @@ GALLERY_SIZE = 8
 
 
 def lost_indices(audit: dict, limit: int = GALLERY_SIZE) -> list[int]:
-    """Indices of audited images robust for the dense model and not for the final one."""
+    """Indices of audited images robust for the dense model and not for the one that ships."""
     dense = (audit.get("dense") or {}).get("robust_mask") or ""
-    final = (audit.get("final") or {}).get("robust_mask") or ""
+    from robust_compress.audit.compare import headline_key
+
+    final = (audit.get(headline_key(audit) or "final") or {}).get("robust_mask") or ""
     lost = [i for i, (d, f) in enumerate(zip(dense, final, strict=False)) if d == "1" and f == "0"]
     return lost[:limit]
 

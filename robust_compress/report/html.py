@@ -142,6 +142,10 @@ def render(report: dict, stages_png: str | None = None, gallery: list[dict] | No
         ]
         for name in ("dense", "final")
     ]
+    if "robust_twin" in m["final"]:
+        summary[1][0] = "final (model.int8.onnx, deployed)"
+        twin = _pct(m["final"]["robust_twin"])
+        summary.append(["final, fake-quant twin (torch)", "", "", "", "", twin, "", ""])
     stages = [
         [
             _e(r["name"]),

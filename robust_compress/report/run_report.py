@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import logging
 
+from robust_compress.audit.compare import headline_key
+from robust_compress.audit.report import ci_text
 from robust_compress.search.report import search_sections
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,9 @@ def build_report(session) -> dict:
         },
         "metrics": {
             "dense": _metrics(dense_rec, audit.get("dense")),
-            "final": _metrics(final_rec, audit.get("final")),
+            "final": final_metrics(final_rec, audit),
         },
+        "comparison": audit.get("comparison"),
         "onnx": onnx,
         "per_stage": records,
         "audit": audit,
@@ -65,14 +68,31 @@ def _dense_record(session) -> dict:
 
 
 def _metrics(record: dict, audit: dict | None) -> dict:
-    robust = audit["robust"] if audit else None
     return {
         "clean": record.get("clean"),
-        "robust": robust,
+        "robust": audit["robust"] if audit else None,
+        "robust_ci": audit.get("robust_ci") if audit else None,
         "robust_source": "audit worst case" if audit else "not audited",
         "robust_samples": audit.get("samples") if audit else None,
         "pgd10": record.get("pgd10"),
     }
+
+
+def final_metrics(record: dict, audit: dict) -> dict:
+    """The final model's figures; the headline robust figure is the deployed file's, if any.
+
+    ``robust_twin`` keeps the torch (fake-quant) model's own audited figure beside it.
+    """
+    key = headline_key(audit)
+    metrics = _metrics(record, audit.get(key) if key else None)
+    if key == "int8_onnx":
+        file = audit["int8_onnx"]
+        metrics["robust_source"] = "audit worst case of model.int8.onnx (ONNX Runtime, deployed)"
+        metrics["clean_deployed"] = file.get("clean")
+        twin = audit.get("final") or {}
+        metrics["robust_twin"] = twin.get("robust")
+        metrics["robust_twin_ci"] = twin.get("robust_ci")
+    return metrics
 
 
 def write_report(session) -> dict:
@@ -122,16 +142,24 @@ def _int(value) -> str:
 
 
 def summary_table(report: dict) -> str:
-    """The table a person reads first: dense vs final."""
+    """The table a person reads first: dense vs final (the deployed file's robust figure)."""
     m, s = report["metrics"], report["models"]
     rows = [
-        "| model | params | MACs | clean | robust (audit) | PGD-10 |",
-        "|---|---|---|---|---|---|",
+        "| model | params | MACs | clean | robust (audit) | 95% interval | PGD-10 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in ("dense", "final"):
+        title = name + (" (model.int8.onnx)" if "robust_twin" in m[name] else "")
         rows.append(
-            f"| {name} | {_int(s[name]['params'])} | {_int(s[name]['macs'])} | "
-            f"{_pct(m[name]['clean'])} | {_pct(m[name]['robust'])} | {_pct(m[name]['pgd10'])} |"
+            f"| {title} | {_int(s[name]['params'])} | {_int(s[name]['macs'])} | "
+            f"{_pct(m[name]['clean'])} | {_pct(m[name]['robust'])} | "
+            f"{ci_text(m[name].get('robust_ci'))} | {_pct(m[name]['pgd10'])} |"
+        )
+    if "robust_twin" in m["final"]:
+        f = m["final"]
+        rows.append(
+            f"| final, fake-quant twin (torch) | | | | {_pct(f['robust_twin'])} | "
+            f"{ci_text(f.get('robust_twin_ci'))} | |"
         )
     return "\n".join(rows)
 
@@ -148,7 +176,9 @@ def markdown(report: dict) -> str:
         summary_table(report),
         "",
         "Robust accuracy is the audit's per-example worst case over its attack ensemble"
-        " (see the audit section); PGD-10 is the quick per-stage check.",
+        " (see the audit section), with its 95% Wilson interval; the final model's is that of"
+        " the file that ships when an integer ONNX file was exported. PGD-10 is the quick"
+        " per-stage check.",
         "",
         "## Stages",
         "",

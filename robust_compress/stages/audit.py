@@ -1,9 +1,16 @@
-"""The ``audit`` stage: the adversarial audit of the final model (and of the dense one)."""
+"""The ``audit`` stage: the adversarial audit of what ships, of its twin and of the dense model.
+
+When the run exported an integer ONNX file, that file is audited as deployed (``onnx: true``,
+the default) and its figure is the run's headline, beside the fake-quant twin's. The dense
+snapshot and the headline model are compared image by image (``audit/compression-changes.csv``
+and an exact McNemar test).
+"""
 
 from __future__ import annotations
 
 import logging
 
+from robust_compress.audit.compare import headline_key
 from robust_compress.audit.options import AuditConfig
 from robust_compress.stages.contract import StageResult
 
@@ -21,7 +28,7 @@ def audit_options(session, stage) -> AuditConfig:
 
 
 def run(session, stage, label: str) -> StageResult:
-    """Audit the final model, and the dense snapshot when the run compressed the model."""
+    """Audit the final model, the deployed integer file and the dense snapshot; pair them."""
     from robust_compress.audit.runner import run_audit
 
     options = audit_options(session, stage)
@@ -29,40 +36,61 @@ def run(session, stage, label: str) -> StageResult:
     out = session.out.path / "audit" if session.out is not None else None
     session.hooks.on_stage_start(label, 0, 0)
     int8 = _integer_file(session)
-    # The file's agreement with its twin is checked once: by the ONNX audit when there is one.
-    deployed = None if stage.onnx else int8
+    file = int8 if stage.onnx else None
+    # The file's agreement with its twin is checked once: by the file's audit when there is one.
     results["final"] = run_audit(
         session.model,
         session.test_data,
         options,
         out_dir=out and out / "final",
-        deployed_file=deployed,
+        deployed_file=None if file else int8,
     )
-    if stage.onnx and int8 is not None:
+    if file is not None:
         results["int8_onnx"] = run_audit(
-            session.model, session.test_data, options, onnx_path=int8, out_dir=out / "int8-onnx"
+            session.model, session.test_data, options, onnx_path=file, out_dir=out / "int8-onnx"
         )
-    elif stage.onnx:
+    elif stage.onnx and "onnx" in stage.model_fields_set:
         session.hooks.on_message(
             f"warning: stage {label}: onnx: true but no model.int8.onnx was exported before "
-            "this stage; the ONNX audit was skipped."
+            "this stage; the audit of the deployed file was skipped."
         )
     if session.dense_state is not None and stage.dense:
         results["dense"] = run_audit(
             session.dense_model(), session.test_data, options, out_dir=out and out / "dense"
         )
     _say_twin_agreement(session, results)
+    _say_failed_checks(session, results)
+    _compare(session, results, out)
+    if session.out is not None:
+        for path in sorted(out.rglob("*")) if out.exists() else []:
+            if path.is_file():
+                session.out.record(path)
+    return StageResult("audit", {**results, "markdown": _markdown(results)})
+
+
+def _compare(session, results: dict, out) -> None:
+    """Pair the dense audit with the headline one; write the changed images' CSV."""
+    from robust_compress.audit.compare import changed_images, changes_csv, compare_audits
+
+    key = headline_key(results)
+    if "dense" not in results or key is None:
+        return
+    results["comparison"] = {"reference": "dense", "other": key}
+    results["comparison"].update(compare_audits(results["dense"], results[key]))
+    if out is not None:
+        n = results["dense"]["samples"]
+        labels = session.test_data.head(n).y.tolist()
+        rows = changed_images(results["dense"], results[key], labels)
+        (out / "compression-changes.csv").write_text(changes_csv(rows))
+
+
+def _say_failed_checks(session, results: dict) -> None:
     for name, result in results.items():
         for check in result.get("checks", []):
             if not check.get("passed", True):
                 session.hooks.on_message(
                     f"AUDIT CHECK FAILED ({name}): {check['name']}: {check.get('detail', '')}"
                 )
-    if session.out is not None:
-        for path in sorted(out.rglob("*")) if out.exists() else []:
-            if path.is_file():
-                session.out.record(path)
-    return StageResult("audit", {**results, "markdown": _markdown(results)})
 
 
 def _integer_file(session):
@@ -84,8 +112,56 @@ def _say_twin_agreement(session, results: dict) -> None:
 
 
 def _markdown(results: dict) -> str:
+    from robust_compress.audit.compare import comparison_markdown
+
     parts = ["## Adversarial audit"]
-    for name in ("final", "int8_onnx", "dense"):
+    key = headline_key(results)
+    if key == "int8_onnx":
+        parts += ["", *deployed_table(results)]
+    if "comparison" in results:
+        name = TITLES[key]
+        parts += [
+            "",
+            f"### Dense against {name}",
+            "",
+            *comparison_markdown(results["comparison"], name),
+        ]
+    for name in ("int8_onnx", "final", "dense"):
         if name in results and results[name].get("markdown"):
-            parts += ["", f"### {name} model", "", results[name]["markdown"]]
+            parts += ["", f"### {TITLES[name]}", "", results[name]["markdown"]]
     return "\n".join(parts)
+
+
+TITLES = {
+    "int8_onnx": "the deployed file (model.int8.onnx)",
+    "final": "the final torch model",
+    "dense": "the dense model",
+}
+
+
+def deployed_table(results: dict) -> list[str]:
+    """The deployed file beside its fake-quant twin: robust and clean figures, agreement."""
+    from robust_compress.audit.report import ci_text, pct
+
+    file, twin = results["int8_onnx"], results["final"]
+    rows = [
+        "The headline is the deployed file's figure: the file as ONNX Runtime runs it, attacked "
+        "by gradient attacks crafted on its fake-quant twin (transfer) and by Square on the "
+        "ONNX Runtime session itself, worst case per image.",
+        "",
+        "| model | robust (audit) | 95% interval | clean | attacked as |",
+        "|---|---:|---|---:|---|",
+    ]
+    for title, r, how in (
+        ("model.int8.onnx (deployed)", file, "transfer from the twin + Square on the file"),
+        ("fake-quant twin (torch)", twin, "white-box"),
+    ):
+        rows.append(
+            f"| {title} | {pct(r['robust'])} | {ci_text(r.get('robust_ci'))} | "
+            f"{pct(r['clean'])} | {how} |"
+        )
+    agreement = next((c for c in file.get("checks", []) if c["name"] == "twin_agreement"), None)
+    if agreement is not None:
+        state = "passed" if agreement["passed"] else "**FAILED**"
+        rows += ["", f"Twin agreement check: {state}: {agreement['detail']}"]
+    return rows

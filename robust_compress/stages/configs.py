@@ -69,7 +69,7 @@ class AuditStage(BaseStage):
     pgd_restarts: int = Field(1, ge=1)
     apgd_steps: int | None = Field(None, ge=1)
     square_queries: int = Field(300, ge=1)
-    onnx: bool = False
+    onnx: bool = True
     eps_sweep: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
     sanity_checks: bool = True
     batch_size: int = Field(500, ge=1)
