@@ -56,6 +56,12 @@ EXTENSION_POINTS: tuple[ExtensionPoint, ...] = (
     ),
     ExtensionPoint("stages", "robust_compress.stages.registry:STAGES", "", "stages[].KIND"),
     ExtensionPoint("trackers", "robust_compress.registry:TRACKERS", "", "tracking.NAME"),
+    ExtensionPoint(
+        "corruptions",
+        "robust_compress.audit.corruptions:CORRUPTIONS",
+        "",
+        "audit.corruptions.kinds",
+    ),
 )
 
 
@@ -76,7 +82,8 @@ def config_classes() -> list[type]:
 
 def _fields(entry: Entry) -> str:
     if entry.config is None:
-        return ""
+        params = entry.meta.get("params")  # a corruption's parameter by severity
+        return f"{entry.meta.get('param')} by severity: {_yaml(params)}" if params else ""
     parts = []
     for name, value in entry.defaults().items():
         if name not in ("kind", "attack", "method", "backend"):
