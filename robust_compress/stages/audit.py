@@ -17,7 +17,7 @@ from robust_compress.stages.contract import StageResult
 log = logging.getLogger(__name__)
 
 
-STAGE_ONLY = {"onnx", "dense"}  # the stage's own fields; the rest are the audit's
+STAGE_ONLY = {"onnx", "dense", "corruptions", "smoothing"}  # the rest are the attack audit's
 
 
 def audit_options(session, stage) -> AuditConfig:
@@ -65,7 +65,11 @@ def run(session, stage, label: str) -> StageResult:
         for path in sorted(out.rglob("*")) if out.exists() else []:
             if path.is_file():
                 session.out.record(path)
-    return StageResult("audit", {**results, "markdown": _markdown(results)})
+    from robust_compress.stages.audit_beyond import beyond_the_ball  # corruptions, smoothing
+
+    return beyond_the_ball(
+        session, stage, StageResult("audit", {**results, "markdown": _markdown(results)})
+    )
 
 
 def _compare(session, results: dict, out) -> None:

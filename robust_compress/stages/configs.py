@@ -8,6 +8,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from robust_compress.attacks.configs import AdversaryConfig
+from robust_compress.audit.corruption_audit import CorruptionConfig
+from robust_compress.audit.smoothing import SmoothingConfig
 from robust_compress.config import BaseStage, LrSchedule, OptimizerConfig
 from robust_compress.errors import suggest
 
@@ -74,3 +76,5 @@ class AuditStage(BaseStage):
     sanity_checks: bool = True
     batch_size: int = Field(500, ge=1)
     dense: bool = True
+    corruptions: CorruptionConfig | None = None
+    smoothing: SmoothingConfig | None = None

@@ -1,0 +1,86 @@
+"""The audit stage's optional corruption and smoothing sections: recipe switches, report."""
+
+import json
+
+import pytest
+
+from robust_compress.engine.session import Session
+from robust_compress.errors import RecipeError
+from robust_compress.recipe.loader import dump_resolved, parse_recipe
+from tests.tiny import tiny_session
+
+BEYOND = (
+    "      corruptions: {samples: 16, kinds: [gaussian_noise, jpeg], severities: [1, 5]}\n"
+    "      smoothing: {samples: 4, n0: 10, n: 50, radii: [0.1, 0]}\n"
+)
+AUDIT = "  - audit:\n      samples: 8\n      attacks: [fgsm]\n      sanity_checks: false\n"
+
+RUN_RECIPE = (
+    "name: beyond-tiny\nseed: 0\nmodel: {spec: builtin:cnn_tiny}\n"
+    "data: {name: synthetic, batch_size: 128, train_subset: 256}\n"
+    "threat: {norm: linf, eps: 0.15}\nstages:\n"
+    "  - train: {method: natural, epochs: 1}\n"
+    "  - quantize: {qat_epochs: 0, calib_batches: 2}\n"
+    "  - export: {}\n" + AUDIT + BEYOND
+)
+
+
+def _audit_block(text: str):
+    recipe = parse_recipe(
+        "name: t\nmodel: {spec: builtin:cnn_tiny}\ndata: {name: synthetic}\n"
+        "threat: {eps: 0.1}\nstages:\n  - audit:\n" + text
+    )
+    return recipe, recipe.stages[0]
+
+
+def test_both_sections_are_off_by_default_and_resolve_when_on():
+    _, stage = _audit_block("      samples: 8\n")
+    assert stage.corruptions is None and stage.smoothing is None
+    recipe, stage = _audit_block("      corruptions: {}\n      smoothing: {sigma: 0.12}\n")
+    assert stage.corruptions.severities == [1, 2, 3, 4, 5] and len(stage.corruptions.kinds) >= 7
+    assert stage.smoothing.radii == [0, 0.25, 0.5, 0.75, 1.0] and stage.smoothing.n == 1000
+    assert parse_recipe(dump_resolved(recipe)) == recipe
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("corruptions: {kinds: [gausian_noise]}", "Did you mean: gaussian_noise"),
+        ("corruptions: {severities: [6]}", "less than or equal to 5"),
+        ("corruptions: {kinds: [jpeg, jpeg]}", "listed more than once: jpeg"),
+        ("smoothing: {alpha: 0.6}", "stages.0.audit.smoothing.alpha"),
+        ("smoothing: {sigmas: [0.25]}", "unknown key 'sigmas'"),
+    ],
+)
+def test_bad_switches_are_recipe_errors(text, words):
+    with pytest.raises(RecipeError, match=words):
+        _audit_block(f"      {text}\n")
+
+
+def test_run_writes_both_sections_for_the_dense_model_and_the_deployed_file(tmp_path):
+    out = tmp_path / "run"
+    session = Session(parse_recipe(RUN_RECIPE), out)
+    session.setup()
+    session.run()
+    report = json.loads((out / "report.json").read_text())
+    corruptions, smoothing = report["audit"]["corruptions"], report["audit"]["smoothing"]
+    assert list(corruptions) == ["dense", "int8_onnx"] == list(smoothing)
+    cells = corruptions["int8_onnx"]["per_corruption"]
+    assert list(cells) == ["gaussian_noise", "jpeg"]
+    assert [c["severity"] for c in cells["jpeg"]] == [1, 5]
+    assert corruptions["dense"]["samples"] == 16 and len(cells["jpeg"][0]["ci"]) == 2
+    deployed = smoothing["int8_onnx"]
+    assert len(deployed["radii"]) == 4 and [c["radius"] for c in deployed["certified"]] == [0, 0.1]
+    assert deployed["n"] == 50 and deployed["alpha"] == 0.001
+    text = (out / "report.md").read_text()
+    assert "## Beyond the ball: common corruptions" in text
+    assert "## Beyond the ball: randomized smoothing" in text and "model.int8.onnx" in text
+
+
+def test_without_an_integer_file_the_final_torch_model_is_used():
+    session = tiny_session(
+        "beyond-torch", "  - train: {method: natural, epochs: 1}\n" + AUDIT + BEYOND
+    )
+    audit = session.run()["audit"]
+    assert list(audit["corruptions"]) == ["final"] == list(audit["smoothing"])
+    assert audit["final"]["samples"] == 8  # the attack audit ran as before
