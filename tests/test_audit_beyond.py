@@ -75,6 +75,28 @@ def test_run_writes_both_sections_for_the_dense_model_and_the_deployed_file(tmp_
     text = (out / "report.md").read_text()
     assert "## Beyond the ball: common corruptions" in text
     assert "## Beyond the ball: randomized smoothing" in text and "model.int8.onnx" in text
+    _check_cli(out)
+
+
+def _check_cli(out) -> None:
+    """``robust-compress beyond RUN`` gives the stage's figures for the same settings."""
+    from typer.testing import CliRunner
+
+    from robust_compress.cli.main import app
+
+    (out / "recipe.resolved.yaml").write_text(RUN_RECIPE)  # written by the CLI's `run`
+    args = ["beyond", str(out), "--no-corruptions", "--smooth-samples", "4", "--n0", "10"]
+    result = CliRunner().invoke(app, [*args, "--n", "50", "--radii", "0.1,0"])
+    assert result.exit_code == 0, result.output
+    assert "randomized smoothing" in result.output
+    found = json.loads((out / "audit" / "beyond" / "beyond.json").read_text())
+    report = json.loads((out / "report.json").read_text())["audit"]["smoothing"]
+    for key in ("dense", "int8_onnx"):
+        assert found["smoothing"][key]["radii"] == report[key]["radii"]
+    assert "corruptions" not in found
+    assert "audit/beyond/beyond.json" in json.loads((out / "manifest.json").read_text())["files"]
+    bad = CliRunner().invoke(app, ["beyond", str(out), "--radii", "a,b"])
+    assert bad.exit_code == 2 and "--radii" in bad.output
 
 
 def test_without_an_integer_file_the_final_torch_model_is_used():

@@ -183,10 +183,12 @@ def export(
 
 def _register_more_commands() -> None:
     from robust_compress.cli import audit as cli_audit
+    from robust_compress.cli import beyond as cli_beyond
     from robust_compress.cli import check as cli_check
     from robust_compress.cli import search as cli_search
 
     cli_audit.register(app)
+    cli_beyond.register(app)
     cli_check.register(app)
     cli_search.register(app)
 
