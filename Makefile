@@ -9,7 +9,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results zoo search data browser report-screenshot lock clean-venv
+.PHONY: demo test test-long bench lint results zoo search beyond data browser report-screenshot lock clean-venv
 
 # PIP_CONSTRAINT pins the build environment of the editable install too.
 $(STAMP): pyproject.toml $(LOCK)
@@ -91,6 +91,15 @@ zoo: $(STAMP)
 # 2 cores): runs under runs/search (reused or resumed), writes docs/search-results.md.
 search: $(STAMP) data
 	$(PY) experiments/search.py
+
+# Issue 19's look beyond the threat ball: the corruption audit (1,000 test images, 8 corruptions
+# x 5 severities) and randomized smoothing (sigma 0.12 and 0.25, n 2,000, 200 images) of the
+# quickstart's dense model (torch) and its deployed model.int8.onnx (ONNX Runtime), about 10 min
+# on 2 cores. Needs runs/quickstart from `make demo`; writes docs/beyond-the-ball.md, its .json
+# and docs/img/beyond-the-ball.png (experiments/beyond_the_ball.py).
+beyond: $(STAMP) data
+	@test -f runs/quickstart/report.json || { echo "runs/quickstart/report.json is missing: run make demo first"; exit 2; }
+	$(PY) experiments/beyond_the_ball.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
