@@ -218,8 +218,10 @@ Runs already finished are reused, so a second `{COMMAND}` only rewrites this pag
 
 Protocol: `builtin:cnn_small` unless a row says otherwise, L-inf eps 0.1 in pixel space, seed
 0, batch 128. **clean** is on the test images counted beside it (all 10,000); **robust** is the
-audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR and Square (300 queries) on
-the first 1,000 test images. Training never sees the test set. A ⚠ names an audit sanity check
+audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR, APGD-T (3 targets) and
+Square (300 queries) on
+the first 1,000 test images; for a run that exports an int8 file, the figure of that file as
+ONNX Runtime runs it. Training never sees the test set. A ⚠ names an audit sanity check
 that failed. "Wall s" is the run's own time. Claims 1, 2 and 5 run every row with seeds 0, 1
 and 2 (each seed prunes a base trained with that seed) and show mean ± standard deviation over
 the seeds; claims 3 and 4 run one seed. Within a claim every row gets the same number of
