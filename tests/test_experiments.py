@@ -175,3 +175,23 @@ def test_page_shows_mean_and_spread_over_seeds(tmp_path):
     text = write_docs(plan.claims(), reports, tmp_path, 60.0, "").read_text()
     assert "71.0% ± 1.0 [69.4, 72.6] (3 seeds × 1,000)" in text
     assert "McNemar test" in text
+
+
+def test_a_finished_run_is_reused_across_new_default_options(tmp_path):
+    from robust_compress.recipe.loader import dump_resolved
+
+    run = ALL_RUNS["c1-admm"]
+    folder = tmp_path / run.name
+    folder.mkdir()
+    (folder / "report.json").write_text("{}")
+    text = dump_resolved(
+        load_recipe(results.RECIPES / "c1-admm.yaml", results.overrides(run, tmp_path))
+    )
+    assert "apgd_targets: null" in text
+    without = "".join(line for line in text.splitlines(True) if "apgd_targets" not in line)
+    (folder / "recipe.resolved.yaml").write_text(without)
+    assert results.is_done(run, folder, tmp_path)  # an option added since, at its default
+    (folder / "recipe.resolved.yaml").write_text(text.replace("samples: 1000", "samples: 999"))
+    assert not results.is_done(run, folder, tmp_path)
+    (folder / "recipe.resolved.yaml").write_text(text + "no_such_option: 1\n")
+    assert not results.is_done(run, folder, tmp_path)
