@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 
 #: The smallest difference a verdict may call real, whatever the standard errors say.
 MARGIN = 0.01
+#: The significance level of the paired test behind every verdict.
+LEVEL = 0.05
 #: The seeds of the claims that run several (1, 2 and 5).
 SEEDS = (0, 1, 2)
 
@@ -93,27 +95,80 @@ def robust(rows: dict[str, dict], label: str) -> float:
 def margin(rows: dict[str, dict], a: str, b: str) -> float:
     """Two standard errors of ``robust(a) - robust(b)``, and at least :data:`MARGIN`.
 
-    A row's ``se`` is the standard error of its mean (from the spread over seeds, or the
-    binomial error of one figure on its images); a row without one counts as exact.
+    The fallback of :func:`compare` for rows without per-image outcomes. A row's ``se`` is
+    the standard error of its mean (from the spread over seeds, or the binomial error of one
+    figure on its images); a row without one counts as exact.
     """
     se = math.hypot(rows[a].get("se", 0.0), rows[b].get("se", 0.0))
     return max(MARGIN, 2 * se)
 
 
+def compare(rows: dict[str, dict], a: str, b: str) -> dict:
+    """Row ``a`` against row ``b``: the difference of the means and whether it is real.
+
+    With per-image outcomes (``masks``, one per seed, the audit's ``robust_mask`` on the same
+    first 1,000 test images) the images each row keeps and the other loses are counted over
+    the seeds both rows ran, and the exact two-sided McNemar test at :data:`LEVEL` decides
+    (``sign`` +1: ``a`` is more robust, -1: less, 0: the difference may be chance). Rows
+    without them fall back to :func:`margin` (two standard errors).
+    """
+    from robust_compress.audit.stats import mcnemar_p
+
+    diff = robust(rows, a) - robust(rows, b)
+    pairs = _paired_masks(rows[a], rows[b])
+    if pairs:
+        only_a = sum(u == "1" and v == "0" for x, y in pairs for u, v in zip(x, y, strict=True))
+        only_b = sum(u == "0" and v == "1" for x, y in pairs for u, v in zip(x, y, strict=True))
+        p = mcnemar_p(only_a, only_b)
+        sign = 0 if p >= LEVEL or only_a == only_b else (1 if only_a > only_b else -1)
+        return {
+            "a": a,
+            "b": b,
+            "diff": diff,
+            "only_a": only_a,
+            "only_b": only_b,
+            "p": p,
+            "sign": sign,
+            "seeds": len(pairs),
+            "test": "McNemar",
+        }
+    m = margin(rows, a, b)
+    sign = 1 if diff > m else -1 if diff < -m else 0
+    return {"a": a, "b": b, "diff": diff, "margin": m, "sign": sign, "test": "2 SE"}
+
+
+def describe(c: dict) -> str:
+    """One comparison in words, with the numbers behind its verdict."""
+    if c["test"] == "McNemar":
+        return (
+            f"{100 * c['diff']:+.1f} points (images kept only by the first {c['only_a']}, only "
+            f"by the second {c['only_b']}, McNemar p = {c['p']:.2g})"
+        )
+    return f"{100 * c['diff']:+.1f} points (margin {100 * c['margin']:.1f})"
+
+
+def _paired_masks(a: dict, b: dict) -> list[tuple[str, str]]:
+    """The two rows' outcome masks of the seeds both ran (empty when either has none)."""
+    ma = dict(zip(a.get("seeds", []), a.get("masks", []), strict=False))
+    mb = dict(zip(b.get("seeds", []), b.get("masks", []), strict=False))
+    out = [(ma[s], mb[s]) for s in ma if s in mb and ma[s] and mb[s]]
+    return out if out and all(len(x) == len(y) for x, y in out) else []
+
+
 def _judge_concurrent(rows):
     a = "ADMM: prune while training adversarially"
-    admm = robust(rows, a)
     others = {
         "the small model trained from scratch": "small dense model from scratch",
         "the inherited-weights model": "inherited weights (L1 prune + fine-tune)",
     }
-    beaten = [k for k, b in others.items() if admm >= robust(rows, b) - margin(rows, a, b)]
-    clear = [k for k, b in others.items() if admm > robust(rows, b) + margin(rows, a, b)]
-    if len(clear) == 2:
-        return "holds", "ADMM beats both alternatives by more than the margin"
+    found = {k: compare(rows, a, b) for k, b in others.items()}
+    text = "; ".join(f"ADMM - {k}: {describe(c)}" for k, c in found.items())
+    beaten = [k for k, c in found.items() if c["sign"] >= 0]
+    if all(c["sign"] > 0 for c in found.values()):
+        return "holds", f"ADMM is significantly more robust than both alternatives; {text}"
     if beaten:
-        return "holds only partly", f"ADMM is at least level with {' and '.join(beaten)} only"
-    return "does not hold", "both alternatives are more robust than ADMM at the same size"
+        return "holds only partly", f"ADMM is at least level with {' and '.join(beaten)}; {text}"
+    return "does not hold", f"both alternatives are significantly more robust; {text}"
 
 
 RATIOS = (0.5, 0.7, 0.9)
@@ -121,19 +176,14 @@ CRITERIA = ("hydra", "robust_taylor", "l1", "random")
 
 
 def _judge_hydra(rows):
-    wins = []
-    for ratio in RATIOS:
-        h, l1 = f"hydra {ratio:.0%}", f"l1 {ratio:.0%}"
-        wins.append((ratio, robust(rows, h) - robust(rows, l1), margin(rows, h, l1)))
-    high = [(d, m) for r, d, m in wins if r >= 0.7]
-    text = "; ".join(
-        f"{r:.0%}: HYDRA - L1 = {100 * d:+.1f} points (margin {100 * m:.1f})" for r, d, m in wins
-    )
-    same_epochs = robust(rows, "hydra 50%") - robust(rows, "l1 50%, 2 fine-tune epochs")
-    text += f"; 50% against L1 with as many adversarial epochs: {100 * same_epochs:+.1f} points"
-    if all(d > m for d, m in high):
+    found = [(r, compare(rows, f"hydra {r:.0%}", f"l1 {r:.0%}")) for r in RATIOS]
+    text = "; ".join(f"{r:.0%}: HYDRA - L1 = {describe(c)}" for r, c in found)
+    same = compare(rows, "hydra 50%", "l1 50%, 2 fine-tune epochs")
+    text += f"; 50% against L1 with as many adversarial epochs: {describe(same)}"
+    high = [c["sign"] for r, c in found if r >= 0.7]
+    if all(s > 0 for s in high):
         return "holds", text
-    if any(d > m for d, m in high) or all(d >= -m for d, m in high):
+    if any(s > 0 for s in high) or all(s >= 0 for s in high):
         return "holds only partly", text
     return "does not hold", text
 
@@ -142,16 +192,12 @@ BITS = (8, 4, 2)
 
 
 def _judge_compressed(rows):
-    comp, compact = robust(rows, "compressed: 50% pruned + int8"), robust(rows, "compact: int8")
+    c = compare(rows, "compressed: 50% pruned + int8", "compact: int8")
     curve = ", ".join(
         f"{b} bits {100 * robust(rows, f'compressed, {b}-bit weights'):.1f}%" for b in BITS
     )
-    gap = 100 * (comp - compact)
-    if comp > compact + MARGIN:
-        return "holds", f"compressed - compact = {gap:+.1f} points; robust by bit width: {curve}"
-    if comp >= compact - MARGIN:
-        return "holds only partly", f"level within the margin ({gap:+.1f} points); {curve}"
-    return "does not hold", f"compressed - compact = {gap:+.1f} points; {curve}"
+    text = f"compressed - compact = {describe(c)}; robust by bit width: {curve}"
+    return {1: "holds", 0: "holds only partly", -1: "does not hold"}[c["sign"]], text
 
 
 COMPRESSIONS = (("prune 50%", "prune", 0.5), ("prune 70%", "prune", 0.7))
@@ -163,13 +209,14 @@ def _judge_finetune(rows):
     ref = robust(rows, "reference: adversarial training from the start")
     better, close = 0, 0
     for label, _, _ in COMPRESSIONS:
-        adv = robust(rows, f"{label}, fine-tune adv")
-        rest = max(robust(rows, f"{label}, fine-tune {f}") for f in ("none", "natural"))
-        better += adv > rest + MARGIN
-        close += adv >= ref - 0.05
+        adv = f"{label}, fine-tune adv"
+        others = [f"{label}, fine-tune {f}" for f in ("none", "natural")]
+        better += all(compare(rows, adv, o)["sign"] > 0 for o in others)
+        close += robust(rows, adv) >= ref - 0.05
     text = (
-        f"adversarial fine-tuning beats no and natural fine-tuning for {better} of "
-        f"{len(COMPRESSIONS)} compressions and comes within 5 points of the reference for {close}"
+        f"adversarial fine-tuning is significantly more robust than both no and natural "
+        f"fine-tuning for {better} of {len(COMPRESSIONS)} compressions and comes within 5 "
+        f"points of the reference for {close}"
     )
     if better == len(COMPRESSIONS) and close == len(COMPRESSIONS):
         return "holds", text
@@ -179,22 +226,16 @@ def _judge_finetune(rows):
 
 
 def _judge_tickets(rows):
-    t, c = "lottery ticket 80%", "random re-initialisation 80% (control)"
-    ticket, control, m = robust(rows, t), robust(rows, c), margin(rows, t, c)
+    c = compare(rows, "lottery ticket 80%", "random re-initialisation 80% (control)")
     popup, trained = (
         robust(rows, "edge-popup 50% of random weights"),
         robust(rows, "dense, trained"),
     )
     text = (
-        f"ticket - control at 80% = {100 * (ticket - control):+.1f} points; edge-popup reaches "
+        f"ticket - control at 80% = {describe(c)}; edge-popup reaches "
         f"{100 * popup:.1f}% against {100 * trained:.1f}% for the trained dense model"
     )
-    text += f" (margin {100 * m:.1f})"
-    if ticket > control + m:
-        return "holds", text
-    if ticket >= control - m:
-        return "holds only partly", text
-    return "does not hold", text
+    return {1: "holds", 0: "holds only partly", -1: "does not hold"}[c["sign"]], text
 
 
 def claims() -> list[Claim]:

@@ -62,14 +62,23 @@ def smoke_sets(run: Run) -> list[str]:
 
 
 def is_done(run: Run, folder: Path, runs_dir: Path) -> bool:
-    """True when ``folder`` holds a finished run of exactly this resolved recipe."""
-    from robust_compress.recipe.loader import dump_resolved, load_recipe
+    """True when ``folder`` holds a finished run of exactly this resolved recipe.
+
+    The run's ``recipe.resolved.yaml`` is read back through today's schema first, so a new
+    option with a default (one the old run could not have set) does not count as a change.
+    """
+    from robust_compress.errors import UserError
+    from robust_compress.recipe.loader import dump_resolved, load_recipe, parse_recipe
 
     resolved = folder / "recipe.resolved.yaml"
     if not (folder / "report.json").is_file() or not resolved.is_file():
         return False
     now = dump_resolved(load_recipe(RECIPES / f"{run.recipe}.yaml", overrides(run, runs_dir)))
-    return resolved.read_text() == now
+    try:
+        then = dump_resolved(parse_recipe(resolved.read_text(), str(resolved)))
+    except UserError:  # an option since removed or renamed: run it again
+        return False
+    return then == now
 
 
 def execute(run: Run, runs_dir: Path) -> dict:

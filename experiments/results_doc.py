@@ -39,8 +39,18 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
         "clean_samples": report["per_stage"][-1].get("n_clean"),
         "robust": final["robust"],
         "robust_samples": final["robust_samples"],
+        "robust_mask": _mask(report),
         "checks_failed": _failed(report),
     }
+
+
+def _mask(report: dict) -> str | None:
+    """The per-image outcomes of the run's headline audit (the deployed file's when audited)."""
+    from robust_compress.audit.compare import headline_key
+
+    audit = report.get("audit") or {}
+    key = headline_key(audit)
+    return audit[key].get("robust_mask") if key else None
 
 
 def aggregate(label: str, rows: list[dict]) -> dict:
@@ -50,9 +60,13 @@ def aggregate(label: str, rows: list[dict]) -> dict:
     standard deviations, and ``se`` the standard error of the robust mean (sd / sqrt(seeds);
     with one seed the binomial error of the figure on its images).
     """
+    rows = sorted(rows, key=lambda r: r["seed"])
+    masks = [r.get("robust_mask") for r in rows]
+    interval = _pooled_interval(rows)
     if len(rows) == 1:
         row, p = dict(rows[0]), rows[0]["robust"]
-        return {**row, "seeds": [row["seed"]], "se": math.sqrt(p * (1 - p) / row["robust_samples"])}
+        se = math.sqrt(p * (1 - p) / row["robust_samples"])
+        return {**row, "seeds": [row["seed"]], "se": se, "masks": masks, "robust_ci": interval}
     k = len(rows)
     robust, clean = [r["robust"] for r in rows], [r["clean"] for r in rows]
     out = dict(rows[0])
@@ -67,8 +81,18 @@ def aggregate(label: str, rows: list[dict]) -> dict:
         clean_sd=statistics.stdev(clean),
         se=statistics.stdev(robust) / math.sqrt(k),
         checks_failed=sorted({c for r in rows for c in r["checks_failed"]}),
+        masks=masks,
+        robust_ci=interval,
     )
     return out
+
+
+def _pooled_interval(rows: list[dict]) -> list[float]:
+    """The 95% Wilson interval of the robust images counted over every seed's audit."""
+    from robust_compress.audit.stats import wilson
+
+    n = sum(r["robust_samples"] for r in rows)
+    return list(wilson(round(sum(r["robust"] * r["robust_samples"] for r in rows)), n))
 
 
 def _seconds(report: dict) -> float:
@@ -96,11 +120,17 @@ def _fmt_row(r: dict, with_base: bool) -> str:
 
 
 def _figure(r: dict, key: str, samples: int) -> str:
-    """``71.0% (1,000)``, or over several seeds ``71.0% ± 1.0 (3 seeds × 1,000)``."""
+    """``71.0% (1,000)``, or over several seeds ``71.0% ± 1.0 (3 seeds × 1,000)``.
+
+    The robust figure adds its 95% Wilson interval (of the count pooled over the seeds).
+    """
+    ci = r.get(key + "_ci")
+    interval = f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""
     if len(r.get("seeds", [])) < 2:
-        return f"{100 * r[key]:.1f}% ({samples:,})"
+        return f"{100 * r[key]:.1f}%{interval} ({samples:,})"
     return (
-        f"{100 * r[key]:.1f}% ± {100 * r[key + '_sd']:.1f} ({len(r['seeds'])} seeds × {samples:,})"
+        f"{100 * r[key]:.1f}% ± {100 * r[key + '_sd']:.1f}{interval} "
+        f"({len(r['seeds'])} seeds × {samples:,})"
     )
 
 
@@ -188,16 +218,22 @@ Runs already finished are reused, so a second `{COMMAND}` only rewrites this pag
 
 Protocol: `builtin:cnn_small` unless a row says otherwise, L-inf eps 0.1 in pixel space, seed
 0, batch 128. **clean** is on the test images counted beside it (all 10,000); **robust** is the
-audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR and Square (300 queries) on
-the first 1,000 test images. Training never sees the test set. A ⚠ names an audit sanity check
+audit's per-example worst case over FGSM, PGD-20, APGD-CE, APGD-DLR, APGD-T (3 targets) and
+Square (300 queries) on
+the first 1,000 test images; for a run that exports an int8 file, the figure of that file as
+ONNX Runtime runs it. Training never sees the test set. A ⚠ names an audit sanity check
 that failed. "Wall s" is the run's own time. Claims 1, 2 and 5 run every row with seeds 0, 1
 and 2 (each seed prunes a base trained with that seed) and show mean ± standard deviation over
 the seeds; claims 3 and 4 run one seed. Within a claim every row gets the same number of
 adversarial epochs after the step that distinguishes it (each claim's note says how many).
-A verdict calls a difference real only when it exceeds two standard errors of the difference
-(a row's standard error: the standard deviation over its seeds / sqrt(seeds); with one seed,
-the binomial error of the figure on its images), and at least {100 * 0.01:.0f} point; the
-verdicts state each margin.
+**robust** shows the mean ± the standard deviation over the seeds and, in brackets, the 95%
+Wilson interval of the robust count pooled over the seeds' audits. A verdict calls a difference
+between two rows real only when the exact two-sided McNemar test finds it at the 5% level: all
+rows are audited on the same first 1,000 test images, so each comparison counts the images one
+row keeps robust and the other loses (summed over the seeds both rows ran; the test treats each
+image and seed as one pair) and asks whether the two counts could differ by chance. The
+verdicts state both counts and the p-value. (Rows without per-image outcomes fall back to two
+standard errors of the difference, at least {100 * 0.01:.0f} point.)
 
 The budgets are sized for 2 CPU cores: a few epochs per phase, three pruning ratios. On a GPU,
 raise them before drawing firm conclusions: HYDRA's score epochs towards the paper's 20, tens

@@ -87,7 +87,7 @@ def test_worst_case_is_below_every_attack(tiny, synthetic_test, tmp_path):
     assert r["samples"] == 64 and len(r["robust_mask"]) == 64
     assert r["robust"] <= min(figures) <= max(figures) <= r["clean"]
     assert r["robust"] == pytest.approx(r["robust_mask"].count("1") / 64)
-    assert list(r["per_attack"]) == ["fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"]
+    assert list(r["per_attack"]) == ["fgsm", "pgd", "apgd_ce", "apgd_dlr", "apgd_t", "square"]
     assert {e["mode"] for k, e in r["per_attack"].items() if k in ("fgsm", "pgd")} == {"alone"}
     assert r["per_attack"]["square"]["cumulative"] == r["robust"]
     assert r["per_attack"]["square"]["source"] == "black-box torch"
@@ -225,6 +225,7 @@ def test_onnx_audit_uses_twin_gradients_and_session_scores(
         "pgd": "transfer torch->onnx",
         "apgd_ce": "transfer torch->onnx",
         "apgd_dlr": "transfer torch->onnx",
+        "apgd_t": "transfer torch->onnx",
         "square": "black-box onnx",
     }
     assert gradient_models and all(m is qmodel for m in gradient_models)
@@ -243,7 +244,7 @@ def test_onnx_file_alone_is_black_box_only(int8_export, synthetic_test):
     _, path = int8_export
     r = run_audit(None, synthetic_test, eps=0.15, samples=32, onnx_path=path, **FAST)
     assert r["per_attack"]["square"]["source"] == "black-box onnx"
-    for name in ("fgsm", "pgd", "apgd_ce", "apgd_dlr"):
+    for name in ("fgsm", "pgd", "apgd_ce", "apgd_dlr", "apgd_t"):
         assert r["per_attack"][name]["skipped"] and r["per_attack"][name]["accuracy"] is None
     assert r["robust"] == r["per_attack"]["square"]["cumulative"]
     skipped = {c["name"] for c in r["checks"] if c["skipped"]}

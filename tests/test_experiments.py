@@ -89,8 +89,8 @@ def test_page_lists_every_row_verdict_and_plot(tmp_path):
         assert (tmp_path / "img" / c.plot).stat().st_size > 1000
     assert text.count("**Verdict on Fashion-MNIST:") == 5
     # the failed check is shown beside its figure
-    assert "40.0% ± 0.0 (3 seeds × 1,000) ⚠ large_eps" in text
-    assert "40.0% (1,000)" not in text and "70.0% (1,000) |" in text  # claims 3, 4: one seed
+    assert "40.0% ± 0.0 [38.3, 41.8] (3 seeds × 1,000) ⚠ large_eps" in text
+    assert "40.0% [" not in text and "70.0% [67.1, 72.8] (1,000) |" in text  # claims 3, 4
     assert "| 15 (30) |" in text  # claim 4's compute column adds the base's 15 seconds
 
 
@@ -134,6 +134,36 @@ def test_verdict_margin_is_two_standard_errors():
     assert _claim(5).judge(rows)[0] == "holds"
 
 
+def _masked(robust_of, labels, seeds=(0, 1, 2), n=1000):
+    """Rows with per-image outcomes: the first ``round(robust * n)`` images robust, per seed."""
+    rows = {}
+    for label in labels:
+        masks = []
+        for seed in seeds:
+            k = round(robust_of(label, seed) * n)
+            masks.append("1" * k + "0" * (n - k))
+        mean = sum(m.count("1") for m in masks) / (n * len(seeds))
+        rows[label] = {"robust": mean, "seeds": list(seeds), "masks": masks, "se": 0.05}
+    return rows
+
+
+def test_verdicts_use_the_paired_test_when_images_are_known():
+    labels = [label for label, _ in _claim(5).rows]
+    ticket, control = "lottery ticket 80%", "random re-initialisation 80% (control)"
+    # +1.5 points on 3 x 1,000 paired images: 45 discordant images, all one way (p ~ 6e-14);
+    # the 2-SE rule with se 0.05 would have called it chance.
+    rows = _masked(lambda k, s: 0.615 if k == ticket else 0.60, labels)
+    assert _claim(5).judge(rows)[0] == "holds"
+    assert "McNemar p" in _claim(5).judge(rows)[1]
+    assert plan.compare(rows, ticket, control)["only_a"] == 45
+    # the same means from images that trade places: many lost and gained, not significant
+    swapped = dict(rows)
+    swapped[ticket] = {**rows[ticket], "masks": ["0" * 100 + "1" * 615 + "0" * 285] * 3}
+    level = plan.compare(swapped, ticket, control)
+    assert (level["only_a"], level["only_b"]) == (345, 300) and level["sign"] == 0
+    assert _claim(5).judge(swapped)[0] == "holds only partly"
+
+
 def test_page_shows_mean_and_spread_over_seeds(tmp_path):
     reports = {}
     for c in plan.claims():
@@ -143,5 +173,25 @@ def test_page_shows_mean_and_spread_over_seeds(tmp_path):
     for name in plan.all_bases(plan.claims()):
         reports.setdefault(name, _report(0.7))
     text = write_docs(plan.claims(), reports, tmp_path, 60.0, "").read_text()
-    assert "71.0% ± 1.0 (3 seeds × 1,000)" in text
-    assert "two standard errors" in text
+    assert "71.0% ± 1.0 [69.4, 72.6] (3 seeds × 1,000)" in text
+    assert "McNemar test" in text
+
+
+def test_a_finished_run_is_reused_across_new_default_options(tmp_path):
+    from robust_compress.recipe.loader import dump_resolved
+
+    run = ALL_RUNS["c1-admm"]
+    folder = tmp_path / run.name
+    folder.mkdir()
+    (folder / "report.json").write_text("{}")
+    text = dump_resolved(
+        load_recipe(results.RECIPES / "c1-admm.yaml", results.overrides(run, tmp_path))
+    )
+    assert "apgd_targets: null" in text
+    without = "".join(line for line in text.splitlines(True) if "apgd_targets" not in line)
+    (folder / "recipe.resolved.yaml").write_text(without)
+    assert results.is_done(run, folder, tmp_path)  # an option added since, at its default
+    (folder / "recipe.resolved.yaml").write_text(text.replace("samples: 1000", "samples: 999"))
+    assert not results.is_done(run, folder, tmp_path)
+    (folder / "recipe.resolved.yaml").write_text(text + "no_such_option: 1\n")
+    assert not results.is_done(run, folder, tmp_path)

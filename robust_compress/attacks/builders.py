@@ -1,7 +1,8 @@
 """Builders of the built-in attacks: ``build(config, context) -> Adversary``.
 
-The ``torch`` backend runs FGSM, FGSM-RS and PGD in plain PyTorch under an L-inf threat; every
-other case goes through the ART adapter, imported only here and only when needed.
+The ``torch`` backend runs FGSM, FGSM-RS and PGD in plain PyTorch under an L-inf threat, and
+targeted APGD (``apgd_t``) always runs in plain PyTorch; every other case goes through the ART
+adapter, imported only here and only when needed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from robust_compress.attacks.adversaries import TorchFGSM, TorchFGSMRS, TorchPGD
+from robust_compress.attacks.apgd_targeted import ApgdT
 from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.attacks.registry import AttackContext
 
@@ -59,6 +61,11 @@ def build_pgd(cfg: AdversaryConfig, ctx: AttackContext) -> Any:
     if _torch(cfg, ctx):
         return TorchPGD(cfg.eps, cfg.steps, cfg.step, generator=_generator(ctx))
     return build_art(cfg, ctx)
+
+
+def build_apgd_t(cfg: AdversaryConfig, ctx: AttackContext) -> Any:
+    """Targeted APGD on the DLR loss (plain PyTorch, L-inf or L2; ART's targeted APGD differs)."""
+    return ApgdT(cfg.eps, ctx.norm, cfg.steps, cfg.targets, cfg.restarts, generator=_generator(ctx))
 
 
 def build_square(cfg: AdversaryConfig, ctx: AttackContext) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from robust_compress.attacks.configs import (
     ApgdConfig,
+    ApgdTargetedConfig,
     FgsmConfig,
     FgsmRsConfig,
     PgdConfig,
@@ -34,11 +35,21 @@ ATTACKS.add(
     rank=4,
 )
 ATTACKS.add(
+    "apgd_t",
+    f"{_B}:build_apgd_t",
+    config=ApgdTargetedConfig,
+    description="Targeted Auto-PGD on the targeted DLR loss, top-k classes as targets (APGD-T).",
+    label="APGD-T",
+    rank=5,
+    training=False,
+    sweep=False,  # one run per target at every sweep radius: too dear for a curve
+)
+ATTACKS.add(
     "square",
     f"{_B}:build_square",
     config=SquareConfig,
     label="Square",
-    rank=5,
+    rank=6,
     gradient=False,
     training=False,
 )

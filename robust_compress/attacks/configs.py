@@ -126,6 +126,30 @@ class ApgdConfig(AdversaryConfig):
         return {"steps": self.steps, "restarts": self.restarts}
 
 
+class ApgdTargetedConfig(AdversaryConfig):
+    """Targeted APGD on the targeted DLR loss against the top ``targets`` classes (APGD-T).
+
+    AutoAttack's APGD-T (Croce & Hein 2020) in plain PyTorch: one run of ``steps`` iterations
+    per target class and restart, the targets being the classes with the highest clean logits
+    other than the true one. The defaults are AutoAttack's standard budget.
+    """
+
+    attack: Literal["apgd_t"] = "apgd_t"
+    steps: int = Field(100, ge=1)
+    restarts: int = Field(1, ge=1)
+    targets: int = Field(9, ge=1)
+
+    @classmethod
+    def for_audit(cls, name: str, budget: Any, eps: float, **override: Any) -> AdversaryConfig:
+        """APGD-T with the audit's ``apgd_steps``, ``apgd_targets`` and ``pgd_restarts``."""
+        steps = override.get("steps") or budget.apgd_steps
+        return cls(eps=eps, steps=steps, restarts=budget.pgd_restarts, targets=budget.apgd_targets)
+
+    def report_settings(self) -> dict[str, Any]:
+        """Steps, restarts and target classes."""
+        return {"steps": self.steps, "restarts": self.restarts, "targets": self.targets}
+
+
 class SquareConfig(AdversaryConfig):
     """Square (Andriushchenko et al. 2020): score-based, no gradients, ``queries`` per example."""
 

@@ -29,17 +29,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AttackBudget:
-    """Threat model and budgets shared by every attack of one audit."""
+    """Threat model and budgets shared by every attack of one audit (every default resolved).
+
+    ``strength`` names the profile the budgets came from (``default`` or ``autoattack``).
+    """
 
     eps: float
     norm: str
     pgd_steps: int
     pgd_restarts: int
     apgd_steps: int
+    apgd_targets: int
     square_queries: int
     batch_size: int
     seed: int
     num_classes: int
+    strength: str
 
 
 @dataclass

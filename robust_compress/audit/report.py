@@ -27,13 +27,15 @@ def ci_text(interval) -> str:
 
 
 def attack_label(name: str, entry: dict) -> str:
-    """An attack's name with its budget, e.g. ``PGD-20 x2 restarts``."""
+    """An attack's name with its budget, e.g. ``PGD-20 x2 restarts``, ``APGD-T-20 (3 targets)``."""
     s = entry.get("settings", {})
     text = label(name)
     if "steps" in s and name != "fgsm_rs":
         text += f"-{s['steps']}"
     if s.get("restarts", 1) > 1:
         text += f" x{s['restarts']} restarts"
+    if "targets" in s:
+        text += f" ({s['targets']} targets)"
     if "queries" in s:
         text += f" ({s['queries']} queries)"
     return text
@@ -108,7 +110,7 @@ def audit_markdown(result: dict) -> str:
     lines = [
         f"Threat model: {norm} ball of radius {result['eps']:g} in pixel space (inputs in "
         f"[0, 1]); the first {n} test examples of {result['dataset'] or 'the dataset'}; "
-        f"seed {result['seed']}.",
+        f"seed {result['seed']}; strength {result['budget'].get('strength', 'default')}.",
         "",
         f"Target: {result['target']}.",
         "",

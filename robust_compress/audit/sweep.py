@@ -53,11 +53,14 @@ def run_sweep(
     """Accuracy of each attack alone at each eps, on the first examples given.
 
     The main sweep attack (:func:`sweep_attack`) always runs; ``attacks`` adds the rest of
-    the ensemble (only Square when there is no torch twin to take gradients from).
+    the ensemble (only Square when there is no torch twin to take gradients from), except the
+    attacks registered with ``sweep=False`` (APGD-T).
     """
     names = [sweep_attack(target)]
     for name in attacks or []:
         black_box = not meta(name, "gradient", True)
+        if not meta(name, "sweep", True):  # e.g. APGD-T: its registry entry opts out
+            continue
         if name not in names and (target.twin is not None or black_box):
             names.append(name)
     rows = []

@@ -9,12 +9,16 @@ from typing import Annotated
 
 import typer
 
+from robust_compress.audit.profiles import DEFAULT_ATTACKS, STRENGTHS
 from robust_compress.cli.common import console, guarded, setup_logging
 from robust_compress.cli.common import out as stdout
 from robust_compress.errors import UserError
 
 Opt = typer.Option
-DEFAULT_ATTACKS = "fgsm,pgd,apgd_ce,apgd_dlr,square"
+STRENGTH_HELP = (
+    f"{' or '.join(STRENGTHS)}: autoattack is AutoAttack's standard budget (APGD 100 steps, "
+    "9 APGD-T targets, Square 5000 queries; for a GPU). Explicit options win."
+)
 
 
 def _floats(text: str | None, option: str) -> list[float]:
@@ -115,11 +119,13 @@ def register(app) -> None:
         ),
         norm: Annotated[str | None, Opt(help="linf or l2 (default: the run's, or linf).")] = None,
         samples: Annotated[int, Opt(min=1, help="First N test examples audited.")] = 1000,
-        attacks: Annotated[str, Opt(help="Comma-separated attacks.")] = DEFAULT_ATTACKS,
+        attacks: Annotated[str, Opt(help="Comma-separated attacks.")] = ",".join(DEFAULT_ATTACKS),
+        strength: Annotated[str, Opt(help=STRENGTH_HELP)] = "default",
         pgd_steps: Annotated[int, Opt(min=1)] = 20,
-        pgd_restarts: Annotated[int, Opt(min=1, help="Restarts of PGD and APGD.")] = 1,
+        pgd_restarts: Annotated[int | None, Opt(min=1, help="PGD/APGD restarts (1).")] = None,
         apgd_steps: Annotated[int | None, Opt(min=1, help="Default: --pgd-steps.")] = None,
-        square_queries: Annotated[int, Opt(min=1, help="Queries per example.")] = 300,
+        apgd_targets: Annotated[int | None, Opt(min=1, help="APGD-T targets (3).")] = None,
+        square_queries: Annotated[int | None, Opt(min=1, help="Per example (300).")] = None,
         eps_sweep: Annotated[str | None, Opt(help="Extra eps values, e.g. 0.05,0.2.")] = None,
         sanity_checks: Annotated[bool, Opt(help="Run the sanity checks.")] = True,
         batch_size: Annotated[int, Opt(min=1)] = 500,
@@ -145,10 +151,12 @@ def register(app) -> None:
             eps=eps if eps is not None else plan.eps or 0.1,
             norm=norm or plan.norm or "linf",
             attacks=_names(attacks),
+            strength=strength,
             samples=samples,
             pgd_steps=pgd_steps,
             pgd_restarts=pgd_restarts,
             apgd_steps=apgd_steps,
+            apgd_targets=apgd_targets,
             square_queries=square_queries,
             eps_sweep=sweep,
             sanity_checks=sanity_checks,

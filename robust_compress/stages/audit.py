@@ -9,6 +9,7 @@ and an exact McNemar test).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from robust_compress.audit.compare import headline_key
 from robust_compress.audit.options import AuditConfig
@@ -47,7 +48,11 @@ def run(session, stage, label: str) -> StageResult:
     )
     if file is not None:
         results["int8_onnx"] = run_audit(
-            session.model, session.test_data, options, onnx_path=file, out_dir=out / "int8-onnx"
+            session.model,
+            session.test_data,
+            file_options(options),
+            onnx_path=file,
+            out_dir=out / "int8-onnx",
         )
     elif stage.onnx and "onnx" in stage.model_fields_set:
         session.hooks.on_message(
@@ -70,6 +75,16 @@ def run(session, stage, label: str) -> StageResult:
     return beyond_the_ball(
         session, stage, StageResult("audit", {**results, "markdown": _markdown(results)})
     )
+
+
+def file_options(options: AuditConfig) -> AuditConfig:
+    """The deployed file's audit: the same ensemble, without the eps sweep and sanity checks.
+
+    Those read the gradients of the torch twin, which the twin's own audit checks already;
+    the file's audit adds what only the file can tell (transfer, Square on the ONNX Runtime
+    session, agreement with the twin).
+    """
+    return replace(options, sanity_checks=False, eps_sweep=())
 
 
 def _compare(session, results: dict, out) -> None:

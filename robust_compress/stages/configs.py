@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from robust_compress.attacks.configs import AdversaryConfig
 from robust_compress.audit.corruption_audit import CorruptionConfig
+from robust_compress.audit.profiles import DEFAULT_ATTACKS
 from robust_compress.audit.smoothing import SmoothingConfig
 from robust_compress.config import BaseStage, LrSchedule, OptimizerConfig
 from robust_compress.errors import suggest
@@ -60,17 +61,21 @@ class ExportStage(BaseStage):
 
 
 class AuditStage(BaseStage):
-    """The adversarial audit: an attack ensemble with sanity checks."""
+    """The adversarial audit: an attack ensemble with sanity checks.
+
+    ``strength`` (``default`` or ``autoattack``) fills the budgets left null: ``pgd_restarts``,
+    ``apgd_steps``, ``apgd_targets`` and ``square_queries`` (see docs/audit.md).
+    """
 
     kind: ClassVar[str] = "audit"
-    attacks: list[AuditAttack] = Field(
-        default_factory=lambda: ["fgsm", "pgd", "apgd_ce", "apgd_dlr", "square"], min_length=1
-    )
+    attacks: list[AuditAttack] = Field(default_factory=lambda: list(DEFAULT_ATTACKS), min_length=1)
+    strength: Literal["default", "autoattack"] = "default"
     samples: int = Field(1000, gt=0)
     pgd_steps: int = Field(20, ge=1)
-    pgd_restarts: int = Field(1, ge=1)
+    pgd_restarts: int | None = Field(None, ge=1)
     apgd_steps: int | None = Field(None, ge=1)
-    square_queries: int = Field(300, ge=1)
+    apgd_targets: int | None = Field(None, ge=1)
+    square_queries: int | None = Field(None, ge=1)
     onnx: bool = True
     eps_sweep: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
     sanity_checks: bool = True
