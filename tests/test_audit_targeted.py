@@ -128,11 +128,12 @@ def test_bad_strength_and_targets_are_user_errors(mean_data):
 
 
 def test_recipe_stage_takes_the_strength():
+    from robust_compress.stages.audit import STAGE_ONLY
     from robust_compress.stages.configs import AuditStage
 
     stage = AuditStage.model_validate({"strength": "autoattack", "square_queries": 1000})
     assert "apgd_t" in stage.attacks and stage.apgd_targets is None
-    config = AuditConfig(**stage.model_dump(exclude={"onnx", "dense"}), eps=EPS)
+    config = AuditConfig(**stage.model_dump(exclude=STAGE_ONLY), eps=EPS)
     assert config.strength == "autoattack" and config.square_queries == 1000
     with pytest.raises(ValueError):
         AuditStage.model_validate({"strength": "strong"})
