@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from robust_compress.audit.compare import headline_key
 from robust_compress.audit.options import AuditConfig
+from robust_compress.stages.audit_beyond import beyond_the_ball, deployed_file
 from robust_compress.stages.contract import StageResult
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def run(session, stage, label: str) -> StageResult:
     results = {}
     out = session.out.path / "audit" if session.out is not None else None
     session.hooks.on_stage_start(label, 0, 0)
-    int8 = _integer_file(session)
+    int8 = deployed_file(session)
     file = int8 if stage.onnx else None
     # The file's agreement with its twin is checked once: by the file's audit when there is one.
     results["final"] = run_audit(
@@ -70,9 +71,7 @@ def run(session, stage, label: str) -> StageResult:
         for path in sorted(out.rglob("*")) if out.exists() else []:
             if path.is_file():
                 session.out.record(path)
-    from robust_compress.stages.audit_beyond import beyond_the_ball  # corruptions, smoothing
-
-    return beyond_the_ball(
+    return beyond_the_ball(  # corruptions and smoothing, when the stage asks for them
         session, stage, StageResult("audit", {**results, "markdown": _markdown(results)})
     )
 
@@ -110,14 +109,6 @@ def _say_failed_checks(session, results: dict) -> None:
                 session.hooks.on_message(
                     f"AUDIT CHECK FAILED ({name}): {check['name']}: {check.get('detail', '')}"
                 )
-
-
-def _integer_file(session):
-    """The run's exported integer ONNX file, or None (no run folder, quantize or export)."""
-    if session.out is None or session.quant_config is None:
-        return None
-    path = session.out.path / "model.int8.onnx"
-    return path if path.is_file() else None
 
 
 def _say_twin_agreement(session, results: dict) -> None:
