@@ -93,7 +93,11 @@ def _sweep_rows(result: dict) -> list[str]:
 
 
 def _check_rows(result: dict) -> list[str]:
-    lines = [] if result["sanity_checks"] else ["", "Sanity checks: not run (sanity_checks off)."]
+    off = "Sanity checks: not run (sanity_checks off)."
+    if result["target_kind"] == "onnx":  # a recipe's audit stage checks the twin's gradients
+        off = "Sanity checks: not run on the file (sanity_checks off; a recipe's audit runs them "
+        off += "in the twin's audit, on the same gradients)."
+    lines = [] if result["sanity_checks"] else ["", off]
     if not result["checks"]:
         return lines
     lines += ["", "Checks:", "", "| check | result | numbers |", "|---|---|---|"]

@@ -138,7 +138,8 @@ def _markdown(results: dict) -> str:
         ]
     for name in ("int8_onnx", "final", "dense"):
         if name in results and results[name].get("markdown"):
-            parts += ["", f"### {TITLES[name]}", "", results[name]["markdown"]]
+            title = TITLES[name][0].upper() + TITLES[name][1:]
+            parts += ["", f"### {title}", "", results[name]["markdown"]]
     return "\n".join(parts)
 
 
