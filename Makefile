@@ -9,7 +9,7 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 FMNIST_FILE := $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test test-long bench lint results zoo search beyond data browser report-screenshot lock clean-venv
+.PHONY: demo test test-long bench bench-autoattack lint results zoo search beyond data browser report-screenshot lock clean-venv
 
 # PIP_CONSTRAINT pins the build environment of the editable install too.
 $(STAMP): pyproject.toml $(LOCK)
@@ -73,6 +73,14 @@ bench: $(STAMP) data
 	$(PY) benchmarks/int_files.py
 	$(PY) benchmarks/streaming.py
 	$(PY) benchmarks/train_step.py
+
+# The audit against AutoAttack standard (torchattacks, FAB-T included) on runs/quickstart's dense
+# and final models, 1000 test images (about 30 min on 2 idle cores; needs `make demo` first).
+# torchattacks (the `bench` extra) is installed without its dependencies: its metadata pins an
+# old requests that conflicts with $(LOCK).
+bench-autoattack: $(STAMP) data
+	$(PY) -c 'import torchattacks' 2>/dev/null || $(PY) -m pip install --quiet --no-deps 'torchattacks==3.5.1'
+	$(PY) benchmarks/audit_vs_autoattack.py --run runs/quickstart --out docs/audit-vs-autoattack.md
 
 # The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused):
 # writes docs/results.md, docs/results.json and docs/img/claim*.png.
