@@ -89,6 +89,7 @@ def file_options(options: AuditConfig) -> AuditConfig:
 def _compare(session, results: dict, out) -> None:
     """Pair the dense audit with the headline one; write the changed images' CSV."""
     from robust_compress.audit.compare import changed_images, changes_csv, compare_audits
+    from robust_compress.files import atomic_write_bytes
 
     key = headline_key(results)
     if "dense" not in results or key is None:
@@ -99,7 +100,8 @@ def _compare(session, results: dict, out) -> None:
         n = results["dense"]["samples"]
         labels = session.test_data.head(n).y.tolist()
         rows = changed_images(results["dense"], results[key], labels)
-        (out / "compression-changes.csv").write_text(changes_csv(rows))
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "compression-changes.csv", changes_csv(rows).encode())
 
 
 def _say_failed_checks(session, results: dict) -> None:
