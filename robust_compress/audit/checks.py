@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from robust_compress.attacks.torch_attacks import frozen_for_attack
 from robust_compress.audit.attacks import AttackBudget, Target, audit_config, craft
+from robust_compress.audit.predict import predicted_labels
 from robust_compress.devices import model_device
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def check_twin_agreement(
     def twin_predict(images: Tensor) -> Tensor:
         return twin(images.to(device)).cpu()
 
-    twin_pred, file_pred = (_classes(p, x, batch) for p in (twin_predict, file_predict))
+    twin_pred, file_pred = (predicted_labels(p, x, batch) for p in (twin_predict, file_predict))
     agreement = float((twin_pred == file_pred).float().mean())
     file_clean = float((file_pred == y).float().mean())
     twin_clean = float((twin_pred == y).float().mean())
@@ -229,11 +230,6 @@ def check_twin_agreement(
     )
     figures = {"agreement": agreement, "file_clean": file_clean, "twin_clean": twin_clean}
     return {**found, **figures, "samples": len(y)}
-
-
-@torch.no_grad()
-def _classes(predict: Callable[[Tensor], Tensor], x: Tensor, batch: int) -> Tensor:
-    return torch.cat([predict(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
 
 
 def run_checks(target: Target, ens: dict, sweep: list[dict], examples, budget, say) -> list[dict]:
