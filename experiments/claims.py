@@ -112,13 +112,12 @@ def compare(rows: dict[str, dict], a: str, b: str) -> dict:
     (``sign`` +1: ``a`` is more robust, -1: less, 0: the difference may be chance). Rows
     without them fall back to :func:`margin` (two standard errors).
     """
-    from robust_compress.audit.stats import mcnemar_p
+    from robust_compress.audit.stats import mcnemar, mcnemar_p
 
     diff = robust(rows, a) - robust(rows, b)
-    pairs = _paired_masks(rows[a], rows[b])
+    pairs = [mcnemar(x, y) for x, y in _paired_masks(rows[a], rows[b])]
     if pairs:
-        only_a = sum(u == "1" and v == "0" for x, y in pairs for u, v in zip(x, y, strict=True))
-        only_b = sum(u == "0" and v == "1" for x, y in pairs for u, v in zip(x, y, strict=True))
+        only_a, only_b = sum(p.only_a for p in pairs), sum(p.only_b for p in pairs)
         p = mcnemar_p(only_a, only_b)
         sign = 0 if p >= LEVEL or only_a == only_b else (1 if only_a > only_b else -1)
         return {
