@@ -41,7 +41,7 @@ def as_predictor(subject: nn.Module | Path | Predictor) -> Iterator[Predictor]:
 
 def predicted_labels(predict: Predictor, x: Tensor, batch_size: int) -> Tensor:
     """The top-1 class of each image of ``x``, in batches of ``batch_size``."""
-    out = torch.empty(len(x), dtype=torch.long)
+    out = torch.empty(len(x), dtype=torch.long, device="cpu")  # labels live on the CPU
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             out[i : i + batch_size] = predict(x[i : i + batch_size]).argmax(1).cpu()
