@@ -16,7 +16,10 @@ metadata pins requests 2.25, which would downgrade the environment's; the attack
 torch, numpy and scipy). It is imported here and nowhere else.
 
 Run: .venv/bin/python benchmarks/audit_vs_autoattack.py [--run runs/quickstart]
-     [--samples 1000] [--out docs/audit-vs-autoattack.md]
+     [--samples 1000] [--out docs/audit-vs-autoattack.md] [--resume]
+
+``--resume`` keeps the rows already in ``--out``'s .json (written after each model) and runs
+only the models missing from it.
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--models", default="final,dense", help="comma-separated: final, dense")
     p.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of models already in --out's .json and run only the others",
+    )
     return p.parse_args()
 
 
@@ -204,6 +212,19 @@ def markdown(rows: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def finished_rows(args) -> list[dict]:
+    """With ``--resume``, the rows an earlier run wrote to ``--out``'s .json (else none).
+
+    AutoAttack standard takes about an hour per model on 2 CPU cores, so a run that stops after
+    one model can be finished later without measuring that model again.
+    """
+    if not args.resume or args.out is None or not args.out.with_suffix(".json").is_file():
+        return []
+    rows = json.loads(args.out.with_suffix(".json").read_text())
+    print(f"kept from {args.out.with_suffix('.json')}: {', '.join(r['model'] for r in rows)}")
+    return [r for r in rows if r["model"] in args.models.split(",")]
+
+
 def main() -> None:
     args = parse_args()
     torch.manual_seed(0)
@@ -214,8 +235,9 @@ def main() -> None:
 
     models = load_models(args.run)
     data = load_dataset("fashion-mnist", "test")
-    rows = []
-    for name in args.models.split(","):
+    rows = finished_rows(args)
+    done = {r["model"] for r in rows}
+    for name in [m for m in args.models.split(",") if m not in done]:
         rows.append(compare(name, models[name], data, args))
         text = markdown(rows, args)
         print(text, flush=True)

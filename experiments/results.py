@@ -105,14 +105,24 @@ def execute(run: Run, runs_dir: Path) -> dict:
 
 def _report(folder: Path) -> dict:
     report = json.loads((folder / "report.json").read_text())
-    report["log_span"] = log_span(folder / "run.log")
+    report["log_spans"] = log_spans(folder / "run.log")
     return report
 
 
-def log_span(path: Path) -> tuple[str, str] | None:
-    """The first and last timestamps of a run's log: when it started and ended."""
-    stamps = [line[:19] for line in path.read_text().splitlines() if line[:4].isdigit()]
-    return (stamps[0], stamps[-1]) if stamps else None
+def log_spans(path: Path) -> list[tuple[str, str]]:
+    """When each invocation recorded in a run's log ran: its first and last timestamps.
+
+    A resumed run appends to its log; every invocation starts with the CLI's "run folder"
+    line, so the hours between a stopped run and its resumption count as no run's time.
+    """
+    spans: list[list[str]] = []
+    for line in path.read_text().splitlines():
+        if not line[:4].isdigit():
+            continue
+        if not spans or "cli.run INFO run folder" in line:
+            spans.append([line[:19], line[:19]])
+        spans[-1][1] = line[:19]
+    return [(a, b) for a, b in spans]
 
 
 def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "experiments"))
 
 import claims as plan  # noqa: E402
 import results  # noqa: E402
+import results_doc  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
 from robust_compress.recipe.loader import load_recipe  # noqa: E402
@@ -195,3 +196,23 @@ def test_a_finished_run_is_reused_across_new_default_options(tmp_path):
     assert not results.is_done(run, folder, tmp_path)
     (folder / "recipe.resolved.yaml").write_text(text + "no_such_option: 1\n")
     assert not results.is_done(run, folder, tmp_path)
+
+
+def test_page_time_counts_only_when_runs_ran(tmp_path):
+    """A run stopped and resumed hours later, beside another: the gap is nobody's time."""
+    log = tmp_path / "run.log"
+    log.write_text(
+        "2026-12-03 10:00:00,000 robust_compress.cli.run INFO run folder /x\n"
+        "2026-12-03 10:10:00,000 robust_compress.training.fit INFO epoch 1\n"
+        "Traceback (most recent call last):\n"
+        "2026-12-03 15:00:00,000 robust_compress.cli.run INFO run folder /x\n"
+        "2026-12-03 15:20:00,000 robust_compress.audit.runner INFO audit done\n"
+    )
+    spans = results.log_spans(log)
+    assert spans == [
+        ("2026-12-03 10:00:00", "2026-12-03 10:10:00"),
+        ("2026-12-03 15:00:00", "2026-12-03 15:20:00"),
+    ]
+    other = [("2026-12-03 10:05:00", "2026-12-03 10:30:00")]
+    reports = {"a": {"log_spans": spans}, "b": {"log_spans": other}}
+    assert results_doc._span_minutes(reports) == pytest.approx(30 + 20)
