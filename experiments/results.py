@@ -11,6 +11,10 @@ read from the runs' ``report.json``; the verdicts are computed by experiments/cl
 Usage (from the repository root)::
 
     .venv/bin/python experiments/results.py [--only 1,2] [--jobs 2] [--runs runs/experiments]
+        [--page-only]
+
+``--page-only`` starts no run and writes the page from the runs already finished (a claim
+with a run missing says which), to look at the results part-way through.
 """
 
 from __future__ import annotations
@@ -141,6 +145,13 @@ def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:
     return reports
 
 
+def finished(runs: list[Run], runs_dir: Path) -> dict[str, dict]:
+    """The reports of the runs already finished with today's recipe, keyed by run name."""
+    return {
+        r.name: _report(runs_dir / r.name) for r in runs if is_done(r, runs_dir / r.name, runs_dir)
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -149,6 +160,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help="comma-separated claim numbers (default: all)")
     p.add_argument("--docs", type=Path, default=ROOT / "docs")
     p.add_argument("--smoke", action="store_true", help="tiny data, to test the script")
+    p.add_argument(
+        "--page-only",
+        action="store_true",
+        help="start no run: write the page from the runs already finished (the others are "
+        "listed as not measured yet)",
+    )
     return p.parse_args(argv)
 
 
@@ -165,7 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     bases = all_bases(chosen)
     runs += [bases[b] for b in sorted({r.base for r in runs if r.base} - {r.name for r in runs})]
     start = time.perf_counter()
-    reports = run_all(list({r.name: r for r in runs}.values()), args.runs.resolve(), args.jobs)
+    unique = list({r.name: r for r in runs}.values())
+    if args.page_only:
+        reports = finished(unique, args.runs.resolve())
+    else:
+        reports = run_all(unique, args.runs.resolve(), args.jobs)
     elapsed = time.perf_counter() - start
     path = write_docs(chosen, reports, args.docs, elapsed, " ".join(sys.argv[1:]))
     log.info("wrote %s (%.0f s)", path, elapsed)

@@ -216,3 +216,17 @@ def test_page_time_counts_only_when_runs_ran(tmp_path):
     other = [("2026-12-03 10:05:00", "2026-12-03 10:30:00")]
     reports = {"a": {"log_spans": spans}, "b": {"log_spans": other}}
     assert results_doc._span_minutes(reports) == pytest.approx(30 + 20)
+
+
+def test_a_claim_part_way_shows_the_seeds_every_row_finished(tmp_path):
+    reports = {name: _report(0.7) for name in WITH_BASES if "seed2" not in name}
+    del reports["c1-scratch-seed1"]  # claim 1: only seed 0 is finished by every row
+    text = write_docs(plan.claims(), reports, tmp_path, 1.0, "").read_text()
+    claim1 = text.split("## Claim 1:")[1].split("## Claim 2:")[0]
+    assert "**Part-way:** the runs " in claim1 and "c1-scratch-seed1" in claim1
+    assert "(3 seeds" not in claim1 and "(2 seeds" not in claim1
+    assert "| 0 |" in claim1 and "70.0% [67.1, 72.8] (1,000)" in claim1
+    claim2 = text.split("## Claim 2:")[1].split("## Claim 3:")[0]
+    assert "70.0% ± 0.0 [68.0, 72.0] (2 seeds × 1,000)" in claim2
+    assert "- Claim 2: **" in text and "(part-way, provisional)" in text
+    assert "Part-way" not in text.split("## Claim 3:")[1].split("## Claim 5:")[0]
