@@ -41,6 +41,7 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
         "robust_samples": final["robust_samples"],
         "robust_mask": _mask(report),
         "checks_failed": _failed(report),
+        "method": {k: prune[k] for k in ("admm", "hydra") if isinstance(prune.get(k), dict)},
     }
 
 
@@ -66,7 +67,8 @@ def aggregate(label: str, rows: list[dict]) -> dict:
     if len(rows) == 1:
         row, p = dict(rows[0]), rows[0]["robust"]
         se = math.sqrt(p * (1 - p) / row["robust_samples"])
-        return {**row, "seeds": [row["seed"]], "se": se, "masks": masks, "robust_ci": interval}
+        one = {"seeds": [row["seed"]], "se": se, "masks": masks, "robust_ci": interval}
+        return {**row, **one, "methods": [row.get("method", {})]}
     k = len(rows)
     robust, clean = [r["robust"] for r in rows], [r["clean"] for r in rows]
     out = dict(rows[0])
@@ -81,6 +83,7 @@ def aggregate(label: str, rows: list[dict]) -> dict:
         clean_sd=statistics.stdev(clean),
         se=statistics.stdev(robust) / math.sqrt(k),
         checks_failed=sorted({c for r in rows for c in r["checks_failed"]}),
+        methods=[r.get("method", {}) for r in rows],
         masks=masks,
         robust_ci=interval,
     )
@@ -143,6 +146,7 @@ def claim_section(
     seeds that did, and the section says the verdict is part-way.
     """
     with_base = claim.number == 4
+    why = claim.why({r["label"]: r for r in rows}) if callable(claim.why) else claim.why
     secs = "wall s (with base)" if with_base else "wall s"
     secs += ", mean per seed" if len(claim.seeds) > 1 else ""
     lines = [
@@ -165,7 +169,7 @@ def claim_section(
         "",
         f"**Verdict on Fashion-MNIST: {verdict[0]}.** {verdict[1]}.",
         "",
-        *([f"Why it may not hold here: {claim.why}.", ""] if verdict[0] != "holds" else []),
+        *([f"Why it may not hold here: {why}.", ""] if why and verdict[0] != "holds" else []),
         f"![claim {claim.number}](img/{claim.plot})",
         "",
     ]

@@ -230,3 +230,19 @@ def test_a_claim_part_way_shows_the_seeds_every_row_finished(tmp_path):
     assert "70.0% ± 0.0 [68.0, 72.0] (2 seeds × 1,000)" in claim2
     assert "- Claim 2: **" in text and "(part-way, provisional)" in text
     assert "Part-way" not in text.split("## Claim 3:")[1].split("## Claim 5:")[0]
+
+
+def test_why_a_claim_may_not_hold_quotes_the_runs(tmp_path):
+    """The explanations read the methods' own reports, not numbers typed into claims.py."""
+    reports = {name: _report(0.7) for name in WITH_BASES}
+    for seed, name in enumerate(("c1-admm", "c1-admm-seed1", "c1-admm-seed2")):
+        reports[name]["prune"]["admm"] = {"residual_before_prune": 0.01 * (seed + 1)}
+    for ratio, loss in ((0.5, 1.5), (0.7, 1.7), (0.9, 1.9)):
+        for suffix in ("", "-seed1", "-seed2"):
+            reports[f"c2-hydra-ratio{ratio}{suffix}"]["prune"]["hydra"] = {"score_loss": [loss]}
+    reports["c1-inherit"] = _report(0.74)
+    text = write_docs(plan.claims(), reports, tmp_path, 1.0, "").read_text()
+    assert "before the hard prune was 0.010, 0.020, 0.030 (per seed" in text
+    assert "the inherited weights keep 71.3% against the dense model's 70.0%" in text
+    assert "score-learning loss 1.50 at 50%, 1.70 at 70%, 1.90 at 90%, mean over seeds" in text
+    assert "reaches 70.0-70.0% against 70.0% for four epochs" in text
