@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from robust_compress.audit.beyond_compare import paired_certificates, paired_corruptions
 from robust_compress.audit.corruptions import CORRUPTIONS, parameter_rows
 from robust_compress.audit.report import ci_text, pct
 
@@ -66,14 +67,7 @@ def _corruption_part(found: dict) -> list[str]:
             f"{pct(r['mean'])} | {r['mean'] / r['clean']['accuracy']:.3f} | "
             f"{w['kind']} s{w['severity']}: {pct(w['accuracy'])} |"
         )
-    lines += [
-        "",
-        "| corruption | dense | final, deployed | final - dense (points) |",
-        "|---|---:|---:|---:|",
-    ]
-    for kind in dense["kinds"]:
-        a, b = dense["by_corruption"][kind], final["by_corruption"][kind]
-        lines.append(f"| {kind} | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} |")
+    lines += ["", *_by_corruption(dense, final)]
     lines += [
         "",
         "By corruption and severity:",
@@ -89,6 +83,35 @@ def _corruption_part(found: dict) -> list[str]:
             )
     lines += ["", "The corruptions' parameters (robust_compress/audit/corruptions.py):", ""]
     return [*lines, *parameter_rows(), ""]
+
+
+def _by_corruption(dense: dict, final: dict) -> list[str]:
+    """Mean accuracy per corruption, with the paired test when the outcomes per image are known.
+
+    Each image under each severity is one pair: "only dense" counts the pairs the dense model
+    classifies correctly and the final one does not.
+    """
+    paired = paired_corruptions(dense, final)
+    head = "| corruption | dense | final, deployed | final - dense (points) |"
+    rule = "|---|---:|---:|---:|"
+    if paired:
+        head += " correct only for dense | only for final | McNemar p |"
+        rule += "---:|---:|---:|"
+    lines = [head, rule]
+    for kind in dense["kinds"]:
+        a, b = dense["by_corruption"][kind], final["by_corruption"][kind]
+        row = f"| {kind} | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} |"
+        lines.append(row + (_pair_cells(paired["by_corruption"][kind]) if paired else ""))
+    if paired:
+        a, b = dense["mean"], final["mean"]
+        lines.append(
+            f"| all | {pct(a)} | {pct(b)} | {100 * (b - a):+.1f} |{_pair_cells(paired['all'])}"
+        )
+    return lines
+
+
+def _pair_cells(p: dict) -> str:
+    return f" {p['only_a']} | {p['only_b']} | {p['p_value']:.2g} |"
 
 
 def _smoothing_part(found: dict) -> list[str]:
@@ -120,25 +143,33 @@ def _smoothing_part(found: dict) -> list[str]:
     lines.append("")
     for by_model in found["smoothing"]:
         d, f = by_model["dense"], by_model["int8_onnx"]
-        lines += [
-            f"### sigma {d['sigma']:g} (radius cap {d['radius_cap']:.3f})",
-            "",
-            "| L2 radius | dense | 95% interval | final, deployed | 95% interval |",
-            "|---:|---:|---|---:|---|",
-        ]
-        for a, b in zip(d["certified"], f["certified"], strict=True):
-            lines.append(
-                f"| {a['radius']:g} | {pct(a['accuracy'])} | {ci_text(a['ci'])} | "
-                f"{pct(b['accuracy'])} | {ci_text(b['ci'])} |"
-            )
-        lines += [
-            f"| abstained | {pct(d['abstained'])} | | {pct(f['abstained'])} | |",
-            f"| base model under the noise | {pct(d['base_noisy'])} | | {pct(f['base_noisy'])} | |",
-            f"| base model, no noise | {pct(d['base_clean'])} | | {pct(f['base_clean'])} | |",
-            f"| seconds | {d['seconds']:.0f} | | {f['seconds']:.0f} | |",
-            "",
-        ]
+        lines += [f"### sigma {d['sigma']:g} (radius cap {d['radius_cap']:.3f})", ""]
+        lines += [*_certified_table(d, f), ""]
     return lines
+
+
+def _certified_table(d: dict, f: dict) -> list[str]:
+    """Certified accuracy by radius, dense beside final, paired when the certificates allow."""
+    paired = paired_certificates(d, f)
+    pad = " | | |" if paired else ""
+    lines = [
+        "| L2 radius | dense | 95% interval | final, deployed | 95% interval |"
+        + (" certified only for dense | only for final | McNemar p |" if paired else ""),
+        "|---:|---:|---|---:|---|" + ("---:|---:|---:|" if paired else ""),
+    ]
+    for i, (a, b) in enumerate(zip(d["certified"], f["certified"], strict=True)):
+        lines.append(
+            f"| {a['radius']:g} | {pct(a['accuracy'])} | {ci_text(a['ci'])} | "
+            f"{pct(b['accuracy'])} | {ci_text(b['ci'])} |"
+            + (_pair_cells(paired[i]) if paired else "")
+        )
+    return lines + [
+        f"| abstained | {pct(d['abstained'])} | | {pct(f['abstained'])} | |{pad}",
+        f"| base model under the noise | {pct(d['base_noisy'])} | | {pct(f['base_noisy'])} | |"
+        + pad,
+        f"| base model, no noise | {pct(d['base_clean'])} | | {pct(f['base_clean'])} | |{pad}",
+        f"| seconds | {d['seconds']:.0f} | | {f['seconds']:.0f} | |{pad}",
+    ]
 
 
 def _notes(found: dict) -> list[str]:
@@ -156,11 +187,26 @@ def _notes(found: dict) -> list[str]:
         "within 15% in scale; the noises act per pixel). On grey images brightness is "
         "`x + c` (the HSV value of a grey pixel is its intensity) and JPEG codes one grey "
         "channel; the corrupted images stay floats in [0, 1] (CIFAR-10-C stores 8-bit files).",
-        "- Intervals are per figure. The dense and the final model are measured on the same "
-        "images and the same noise, so a difference between them can be significant even "
-        "where their intervals overlap; no paired test is reported here.",
+        _paired_note(found),
         "",
     ]
+
+
+def _paired_note(found: dict) -> str:
+    c = found["corruptions"]
+    if paired_corruptions(c["dense"], c["int8_onnx"]) is None:
+        return (
+            "- Intervals are per figure. The dense and the final model are measured on the same "
+            "images and the same noise, so a difference between them can be significant even "
+            "where their intervals overlap; no paired test is reported here."
+        )
+    return (
+        "- Intervals are per figure. The dense and the final model are measured on the same "
+        "images and the same noise, so the tables also count the images (under a corruption: "
+        "the image-severity pairs) only one of them gets right, and the exact two-sided "
+        "McNemar test says whether the difference may be chance (p < 0.05: it is unlikely to "
+        "be). A difference can be significant where the intervals overlap."
+    )
 
 
 def _sigma_note(found: dict, eps: float) -> str:

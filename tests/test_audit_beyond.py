@@ -72,10 +72,26 @@ def test_run_writes_both_sections_for_the_dense_model_and_the_deployed_file(tmp_
     deployed = smoothing["int8_onnx"]
     assert len(deployed["radii"]) == 4 and [c["radius"] for c in deployed["certified"]] == [0, 0.1]
     assert deployed["n"] == 50 and deployed["alpha"] == 0.001
+    _check_paired(report["audit"], corruptions)
     text = (out / "report.md").read_text()
     assert "## Beyond the ball: common corruptions" in text
+    assert "| correct only for dense | correct only for final |" in text
+    assert "| L2 radius | certified only for dense |" in text
     assert "## Beyond the ball: randomized smoothing" in text and "model.int8.onnx" in text
     _check_cli(out)
+
+
+def _check_paired(audit: dict, corruptions: dict) -> None:
+    """The paired counts are those of the two models' own per-image outcomes."""
+    from robust_compress.audit.stats import mcnemar
+
+    masks = [
+        "".join(c["correct_mask"] for row in corruptions[k]["per_corruption"].values() for c in row)
+        for k in ("dense", "int8_onnx")
+    ]
+    assert len(masks[0]) == 16 * 2 * 2
+    assert audit["corruptions_paired"]["all"] == mcnemar(*masks).as_dict()
+    assert [p["radius"] for p in audit["smoothing_paired"]] == [0, 0.1]
 
 
 def _check_cli(out) -> None:

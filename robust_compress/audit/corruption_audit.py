@@ -72,8 +72,16 @@ class CorruptionConfig(BaseModel):
     batch_size: int = Field(500, ge=1)
 
 
-def _cell(correct: int, n: int) -> dict:
-    return {"accuracy": correct / n, "correct": correct, "ci": list(wilson(correct, n))}
+def _cell(hits, n: int) -> dict:
+    """One cell from its per-image hits (a bool tensor): counts, interval, the outcomes."""
+    correct = int(hits.sum())
+    mask = "".join("1" if h else "0" for h in hits.tolist())
+    return {
+        "accuracy": correct / n,
+        "correct": correct,
+        "ci": list(wilson(correct, n)),
+        "correct_mask": mask,
+    }
 
 
 def evaluate_corruptions(predict: Predictor, data, config: CorruptionConfig) -> dict:
@@ -88,19 +96,20 @@ def evaluate_corruptions(predict: Predictor, data, config: CorruptionConfig) -> 
     Returns:
         Plain data: ``samples``, ``seed``, ``kinds``, ``severities``, ``clean`` and one cell per
         corruption and severity in ``per_corruption[kind]`` (``severity``, ``accuracy``,
-        ``correct``, 95% Wilson ``ci``), ``by_corruption`` (mean over severities), ``mean``
+        ``correct``, 95% Wilson ``ci`` and per image ``correct_mask``, a "0"/"1" string),
+        ``by_corruption`` (mean over severities), ``mean``
         (over every cell), ``worst`` (the lowest cell) and ``seconds``.
     """
     start = time.perf_counter()
     head = data.head(min(config.samples, len(data)))
     x, y, n = head.x.float(), head.y.long(), len(head.y)
-    clean = int((predicted_labels(predict, x, config.batch_size) == y).sum())
+    clean = predicted_labels(predict, x, config.batch_size) == y
     per: dict[str, list[dict]] = {}
     for kind in config.kinds:
         per[kind] = []
         for severity in config.severities:
             images = corrupt(x, kind, severity, config.seed)
-            hits = int((predicted_labels(predict, images, config.batch_size) == y).sum())
+            hits = predicted_labels(predict, images, config.batch_size) == y
             per[kind].append({"severity": severity, **_cell(hits, n)})
     cells = [(kind, c) for kind, row in per.items() for c in row]
     worst_kind, worst = min(cells, key=lambda kc: kc[1]["accuracy"])
@@ -116,7 +125,7 @@ def evaluate_corruptions(predict: Predictor, data, config: CorruptionConfig) -> 
         "worst": {"kind": worst_kind, "severity": worst["severity"], "accuracy": worst["accuracy"]},
         "seconds": time.perf_counter() - start,
     }
-    log.info("corruptions: mean %.4f clean %.4f on %d", result["mean"], clean / n, n)
+    log.info("corruptions: mean %.4f clean %.4f on %d", result["mean"], int(clean.sum()) / n, n)
     return result
 
 
