@@ -21,6 +21,7 @@ def write_page(found: dict, docs: Path) -> None:
 
 def _head(found: dict) -> list[str]:
     f, m = found["facts"], found["facts"]["machine"]
+    threads = f"{m['torch_threads']} torch thread" + ("s" if m["torch_threads"] != 1 else "")
     return [
         "# Beyond the ball: common corruptions and randomized smoothing",
         "",
@@ -38,7 +39,7 @@ def _head(found: dict) -> list[str]:
         "dense snapshot, torch fp32, before pruning. **final, deployed**: `model.int8.onnx` "
         "(half the channels pruned, int8) run by ONNX Runtime on the CPU, as it ships.",
         f"- Command: `make beyond` (`{found['command']}`); {found['seconds'] / 60:.1f} minutes "
-        f"on {m['cpu']} ({m['torch_threads']} torch thread{'s' if m['torch_threads'] != 1 else ''}; torch {m['torch']}, ONNX Runtime "
+        f"on {m['cpu']} ({threads}; torch {m['torch']}, ONNX Runtime "
         f"{m['onnxruntime']}).",
         "",
         f"![corruptions and certified accuracy]({IMAGE})",
