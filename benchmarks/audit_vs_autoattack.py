@@ -206,10 +206,15 @@ def markdown(rows: list[dict], args) -> str:
     ]
     for r in rows:
         lines.append(
-            f"- {r['model']}: audit {r['audit_per_attack']}; "
-            f"AutoAttack {r['autoattack_per_attack']}"
+            f"- {r['model']}: audit {_per_attack(r['audit_per_attack'])}; "
+            f"AutoAttack {_per_attack(r['autoattack_per_attack'])}"
         )
     return "\n".join(lines)
+
+
+def _per_attack(found: dict) -> str:
+    """``{"pgd": (17, 6.9), ...}`` as ``pgd 17 (6.9 s), ...``."""
+    return ", ".join(f"{name} {broken} ({seconds} s)" for name, (broken, seconds) in found.items())
 
 
 def finished_rows(args) -> list[dict]:
@@ -239,11 +244,18 @@ def main() -> None:
     done = {r["model"] for r in rows}
     for name in [m for m in args.models.split(",") if m not in done]:
         rows.append(compare(name, models[name], data, args))
-        text = markdown(rows, args)
-        print(text, flush=True)
-        if args.out is not None:  # after each model, so a long run leaves what it finished
-            args.out.write_text(text + "\n")
-            args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+        write(rows, args)  # after each model, so a long run leaves what it finished
+    if not rows or len(rows) == len(done):  # nothing new ran: render the kept rows
+        write(rows, args)
+
+
+def write(rows: list[dict], args) -> None:
+    """Print the table, and write it with its data to ``--out`` when given."""
+    text = markdown(rows, args)
+    print(text, flush=True)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
