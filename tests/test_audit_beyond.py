@@ -73,6 +73,7 @@ def test_run_writes_both_sections_for_the_dense_model_and_the_deployed_file(tmp_
     assert len(deployed["radii"]) == 4 and [c["radius"] for c in deployed["certified"]] == [0, 0.1]
     assert deployed["n"] == 50 and deployed["alpha"] == 0.001
     _check_paired(report["audit"], corruptions)
+    _check_gallery_predictions_are_the_files(session, out)
     text = (out / "report.md").read_text()
     assert "## Beyond the ball: common corruptions" in text
     assert "| correct only for dense | correct only for final |" in text
@@ -92,6 +93,23 @@ def _check_paired(audit: dict, corruptions: dict) -> None:
     assert len(masks[0]) == 16 * 2 * 2
     assert audit["corruptions_paired"]["all"] == mcnemar(*masks).as_dict()
     assert [p["radius"] for p in audit["smoothing_paired"]] == [0, 0.1]
+
+
+def _check_gallery_predictions_are_the_files(session, out) -> None:
+    """With the deployed file as the headline, the gallery shows the file's predictions."""
+    from robust_compress.audit.predict import as_predictor, predicted_labels
+    from robust_compress.report.gallery import gallery
+
+    audit = {"dense": {"robust_mask": "11110000"}, "int8_onnx": {"robust_mask": "01010000"}}
+    items = gallery(session, audit)
+    assert [g["index"] for g in items] == [0, 2] and {g["predicted_by"] for g in items} == {
+        "deployed file"
+    }
+    x = session.test_data.head(3).x[[0, 2]]
+    with as_predictor(out / "model.int8.onnx") as predict:
+        assert [g["final_clean"] for g in items] == predicted_labels(predict, x, 8).tolist()
+    audit = {"dense": audit["dense"], "final": audit["int8_onnx"]}
+    assert {g["predicted_by"] for g in gallery(session, audit)} == {"final model"}
 
 
 def _check_cli(out) -> None:

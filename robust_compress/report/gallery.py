@@ -1,9 +1,12 @@
 """The report's gallery: test images the dense model withstands and the compressed one does not.
 
 The audit records, per audited image, whether each model stayed correct under its whole attack
-ensemble (``robust_mask``). An image robust for the dense model and broken for the final one is
-attacked again here (PGD-20 on the final model, the run's threat) so the page can show the
-adversarial image beside the clean one.
+ensemble (``robust_mask``). An image robust for the dense model and broken for the one that
+ships is attacked again here (PGD-20 on the final torch model, the run's threat) so the page
+can show the adversarial image beside the clean one. When the headline audit is the deployed
+file's, the predictions shown are the file's (ONNX Runtime, the PGD-20 image transferred from
+its fake-quant twin, as the audit attacks it); each entry says whose they are and whether this
+one attack breaks the image (the audit's worst case over its whole ensemble did).
 """
 
 from __future__ import annotations
@@ -61,13 +64,13 @@ def gallery(session, audit: dict) -> list[dict]:
     adversary = build_adversary(cfg, threat.norm, session.recipe.seed)
     model = session.model.eval()
     x_adv = adversary.perturb(model, x, y)
-    with torch.no_grad():
-        clean_pred = model(x).argmax(1).tolist()
-        adv_pred = model(x_adv).argmax(1).tolist()
+    file = _deployed(session, audit)
+    clean_pred, adv_pred = _predictions(file or model, x, x_adv)
     return [
         {
             "index": i,
             "label": int(y[k]),
+            "predicted_by": "deployed file" if file else "final model",
             "final_clean": clean_pred[k],
             "final_adv": adv_pred[k],
             "clean": png_data_uri(x[k]),
@@ -75,3 +78,20 @@ def gallery(session, audit: dict) -> list[dict]:
         }
         for k, i in enumerate(indices)
     ]
+
+
+def _deployed(session, audit: dict):
+    """The deployed ONNX file when the headline audit is its, else None."""
+    from robust_compress.audit.compare import headline_key
+    from robust_compress.stages.audit_beyond import deployed_file
+
+    return deployed_file(session) if headline_key(audit) == "int8_onnx" else None
+
+
+def _predictions(subject, x: torch.Tensor, x_adv: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Top-1 classes of the clean and the attacked images by ``subject`` (model or file)."""
+    from robust_compress.audit.predict import as_predictor, predicted_labels
+
+    with as_predictor(subject) as predict:
+        clean, adv = (predicted_labels(predict, t.cpu(), len(t)) for t in (x, x_adv))
+        return clean.tolist(), adv.tolist()

@@ -117,11 +117,14 @@ def _gallery(items: list[dict], audit: dict) -> str:
         return f"<p>No such image among the {_e(n)} audited ({why}).</p>"
     figures = []
     for g in items:
+        who = g.get("predicted_by", "final model")
+        note = " (PGD-20 alone does not break it; the audit's ensemble did)"
         figures.append(
             f'<figure><img src="{g["clean"]}" alt="clean {g["index"]}"> '
             f'<img src="{g["adversarial"]}" alt="adversarial {g["index"]}">'
-            f"<figcaption>test #{g['index']}: label {g['label']}; final model: "
-            f"{g['final_clean']} clean, {g['final_adv']} attacked</figcaption></figure>"
+            f"<figcaption>test #{g['index']}: label {g['label']}; {_e(who)}: "
+            f"{g['final_clean']} clean, {g['final_adv']} attacked"
+            f"{note if g['final_adv'] == g['label'] else ''}</figcaption></figure>"
         )
     return '<div class="gallery">' + "".join(figures) + "</div>"
 
