@@ -130,10 +130,15 @@ def log_spans(path: Path) -> list[tuple[str, str]]:
 
 
 def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:
-    """Run the bases first, then the rest, ``jobs`` at a time; reports keyed by run name."""
+    """Run the bases first, then the rest, ``jobs`` at a time; reports keyed by run name.
+
+    The rest run seed by seed (every claim's seed-0 runs, then seed 1, ...), so a sitting that
+    stops part-way leaves whole seeds, which the page can show for every row.
+    """
     reports: dict[str, dict] = {}
     bases = {r.base for r in runs if r.base}
-    levels = [[r for r in runs if r.name in bases], [r for r in runs if r.name not in bases]]
+    rest = sorted((r for r in runs if r.name not in bases), key=lambda r: r.seed)
+    levels = [[r for r in runs if r.name in bases], rest]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for level in levels:
             futures = {r.name: pool.submit(execute, r, runs_dir) for r in level}

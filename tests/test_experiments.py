@@ -246,3 +246,16 @@ def test_why_a_claim_may_not_hold_quotes_the_runs(tmp_path):
     assert "the inherited weights keep 71.3% against the dense model's 70.0%" in text
     assert "score-learning loss 1.50 at 50%, 1.70 at 70%, 1.90 at 90%, mean over seeds" in text
     assert "reaches 70.0-70.0% against 70.0% for four epochs" in text
+
+
+def test_runs_go_seed_by_seed_after_their_bases(tmp_path, monkeypatch):
+    order = []
+    monkeypatch.setattr(results, "execute", lambda run, runs_dir: order.append(run.name) or {})
+    claim = _claim(1)
+    runs = [r for label, _ in claim.rows for r in plan.seeded_runs(claim, label)]
+    results.run_all(runs, tmp_path, jobs=1)
+    bases = [n for n in order if n.startswith("base-")]
+    assert order[: len(bases)] == bases and len(bases) == 3
+    rest = order[len(bases) :]
+    seeds = [int(n.rsplit("-seed", 1)[1]) if "-seed" in n else 0 for n in rest]
+    assert seeds == sorted(seeds) and seeds.count(0) == 3
