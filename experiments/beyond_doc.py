@@ -89,15 +89,15 @@ def _corruption_part(found: dict) -> list[str]:
 def _by_corruption(dense: dict, final: dict) -> list[str]:
     """Mean accuracy per corruption, with the paired test when the outcomes per image are known.
 
-    Each image under each severity is one pair: "only dense" counts the pairs the dense model
-    classifies correctly and the final one does not.
+    The image is the unit: "dense more often" counts the images the dense model classifies
+    correctly under more of the corruption's severities than the final one.
     """
     paired = paired_corruptions(dense, final)
     head = "| corruption | dense | final, deployed | final - dense (points) |"
     rule = "|---|---:|---:|---:|"
     if paired:
-        head += " correct only for dense | only for final | McNemar p |"
-        rule += "---:|---:|---:|"
+        head += " images right more often: dense | final | sign test p | p (Holm) |"
+        rule += "---:|---:|---:|---:|"
     lines = [head, rule]
     for kind in dense["kinds"]:
         a, b = dense["by_corruption"][kind], final["by_corruption"][kind]
@@ -112,7 +112,8 @@ def _by_corruption(dense: dict, final: dict) -> list[str]:
 
 
 def _pair_cells(p: dict) -> str:
-    return f" {p['only_a']} | {p['only_b']} | {p['p_value']:.2g} |"
+    holm = f"{p['p_holm']:.2g}" if "p_holm" in p else "-"
+    return f" {p['only_a']} | {p['only_b']} | {p['p_value']:.2g} | {holm} |"
 
 
 def _smoothing_part(found: dict) -> list[str]:
@@ -152,11 +153,11 @@ def _smoothing_part(found: dict) -> list[str]:
 def _certified_table(d: dict, f: dict) -> list[str]:
     """Certified accuracy by radius, dense beside final, paired when the certificates allow."""
     paired = paired_certificates(d, f)
-    pad = " | | |" if paired else ""
+    pad = " | | | |" if paired else ""
     lines = [
         "| L2 radius | dense | 95% interval | final, deployed | 95% interval |"
-        + (" certified only for dense | only for final | McNemar p |" if paired else ""),
-        "|---:|---:|---|---:|---|" + ("---:|---:|---:|" if paired else ""),
+        + (" certified only for dense | only for final | McNemar p | p (Holm) |" if paired else ""),
+        "|---:|---:|---|---:|---|" + ("---:|---:|---:|---:|" if paired else ""),
     ]
     for i, (a, b) in enumerate(zip(d["certified"], f["certified"], strict=True)):
         lines.append(
@@ -203,10 +204,15 @@ def _paired_note(found: dict) -> str:
         )
     return (
         "- Intervals are per figure. The dense and the final model are measured on the same "
-        "images and the same noise, so the tables also count the images (under a corruption: "
-        "the image-severity pairs) only one of them gets right, and the exact two-sided "
-        "McNemar test says whether the difference may be chance (p < 0.05: it is unlikely to "
-        "be). A difference can be significant where the intervals overlap."
+        "images and the same noise, so the tables also compare them image by image. Under a "
+        "corruption an image has five outcomes per model (one per severity) that are not "
+        "independent, so the image is the unit: it counts for the model that gets more of its "
+        "severities right, and the exact two-sided sign test over those images says whether "
+        "the difference may be chance (the pooled row counts all 40 cells per image the same "
+        "way). Certification is compared per image and radius (exact McNemar). Eight "
+        "corruptions, and six radii per sigma, are tested together, so the p-values are also "
+        'given Holm-adjusted (within each table); read those for "differs". A difference '
+        "can be real where the intervals overlap."
     )
 
 

@@ -4,7 +4,15 @@ import random
 
 import pytest
 
-from robust_compress.audit.stats import binom_cdf, clopper_pearson, mcnemar, mcnemar_p, wilson
+from robust_compress.audit.stats import (
+    binom_cdf,
+    clopper_pearson,
+    holm,
+    mcnemar,
+    mcnemar_p,
+    sign_test,
+    wilson,
+)
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -51,3 +59,28 @@ def test_bad_counts_are_refused():
         mcnemar("10", "1")
     with pytest.raises(ValueError):
         clopper_pearson(1, 2, 0.05, side="both")
+
+
+def test_sign_test_counts_images_not_outcomes():
+    # 3 repetitions (seeds) of 4 images: image 0 a-better twice, image 1 b-better once,
+    # image 2 tied with both right, image 3 tied with both wrong
+    a = ["1010", "1010", "0010"]
+    b = ["0110", "0010", "0010"]
+    paired = sign_test(a, b)
+    assert (paired.n, paired.only_a, paired.only_b, paired.both) == (4, 1, 1, 1)
+    assert paired.p_value == 1.0
+    # one repetition: exactly McNemar
+    x, y = "1" * 30 + "0" * 10 + "1" * 2, "0" * 30 + "0" * 10 + "1" * 2
+    assert sign_test([x], [y]) == mcnemar(x, y)
+    # the same 12 discordant outcomes on 4 images (3 seeds each) are 4 pairs, not 12
+    many = sign_test(["1111" + "0" * 20] * 3, ["0000" + "0" * 20] * 3)
+    assert (many.only_a, many.only_b) == (4, 0)
+    assert many.p_value == pytest.approx(scipy_stats.binomtest(0, 4, 0.5).pvalue)
+    assert mcnemar("1111" * 3, "0000" * 3).p_value < many.p_value
+    with pytest.raises(ValueError):
+        sign_test(["10"], ["10", "01"])
+
+
+def test_holm_adjusts_step_down_in_the_given_order():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == []

@@ -3,9 +3,12 @@
 Both sections run the dense model and the model that ships on the same images (the same
 corrupted copies, the same noise draws), so, as for the adversarial audit
 (:mod:`robust_compress.audit.compare`), the images one model gets right and the other gets
-wrong can be counted and the exact McNemar test can say whether the difference may be chance.
-A corruption pools its severities and certification is compared radius by radius; each
-(image, severity) pair counts as one pair.
+wrong can be counted and an exact test can say whether the difference may be chance. The unit
+is the image: under a corruption an image has one outcome per severity, and those outcomes are
+not independent, so an image counts for the model that gets more of its severities right (an
+exact sign test, :func:`~robust_compress.audit.stats.sign_test`); certification is compared
+radius by radius (McNemar). The corruptions, and the radii, are several tests at once: their
+p-values are also given Holm-adjusted (``p_holm``), and "differ at 5%" reads those.
 
 Example::
 
@@ -16,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from robust_compress.audit.stats import mcnemar
+from robust_compress.audit.stats import holm, mcnemar, sign_test
 
 
 def paired_corruptions(reference: dict, other: dict) -> dict | None:
@@ -24,17 +27,20 @@ def paired_corruptions(reference: dict, other: dict) -> dict | None:
 
     Returns:
         ``{"by_corruption": {kind: pair}, "all": pair}`` where a pair is
-        :meth:`~robust_compress.audit.stats.Paired.as_dict` (``only_a``: images only the
-        reference classifies correctly); None when the two results do not cover the same
-        corruptions, severities and images or lack their per-image outcomes.
+        :meth:`~robust_compress.audit.stats.Paired.as_dict` over images (``only_a``: the
+        images the reference gets right under more severities, of that corruption or of all)
+        plus, per corruption, ``p_holm`` (adjusted over the corruptions); None when the two
+        results do not cover the same corruptions, severities and images or lack their
+        per-image outcomes.
     """
     if not _same_cells(reference, other):
         return None
-    by = {k: mcnemar(_kind_mask(reference, k), _kind_mask(other, k)) for k in reference["kinds"]}
-    every = [_kind_mask(r, k) for r in (reference, other) for k in reference["kinds"]]
-    half = len(reference["kinds"])
-    pooled = mcnemar("".join(every[:half]), "".join(every[half:]))
-    return {"by_corruption": {k: p.as_dict() for k, p in by.items()}, "all": pooled.as_dict()}
+    kinds = reference["kinds"]
+    by = {k: sign_test(_masks(reference, [k]), _masks(other, [k])).as_dict() for k in kinds}
+    for pair, adjusted in zip(by.values(), holm([p["p_value"] for p in by.values()]), strict=True):
+        pair["p_holm"] = adjusted
+    pooled = sign_test(_masks(reference, kinds), _masks(other, kinds)).as_dict()
+    return {"by_corruption": by, "all": pooled}
 
 
 def _same_cells(a: dict, b: dict) -> bool:
@@ -45,8 +51,9 @@ def _same_cells(a: dict, b: dict) -> bool:
     return all("correct_mask" in c for c in cells)
 
 
-def _kind_mask(result: dict, kind: str) -> str:
-    return "".join(cell["correct_mask"] for cell in result["per_corruption"][kind])
+def _masks(result: dict, kinds: list[str]) -> list[str]:
+    """The per-image outcomes of every cell of ``kinds``, one string per cell."""
+    return [cell["correct_mask"] for k in kinds for cell in result["per_corruption"][k]]
 
 
 def paired_certificates(reference: dict, other: dict) -> list[dict] | None:
@@ -56,19 +63,22 @@ def paired_certificates(reference: dict, other: dict) -> list[dict] | None:
     least r (as in the section's table).
 
     Returns:
-        One ``{"radius": r, **pair}`` per radius, or None when the two certifications differ
-        in their images, noise or settings.
+        One ``{"radius": r, **pair, "p_holm": adjusted over the radii}`` per radius, or None
+        when the two certifications differ in their images, noise or settings.
     """
     keys = ("samples", "sigma", "n0", "n", "alpha", "seed")
     if any(reference.get(k) != other.get(k) for k in keys):
         return None
-    return [
+    pairs = [
         {
             "radius": c["radius"],
             **mcnemar(_at(reference, c["radius"]), _at(other, c["radius"])).as_dict(),
         }
         for c in reference["certified"]
     ]
+    for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
+        pair["p_holm"] = adjusted
+    return pairs
 
 
 def _at(result: dict, radius: float) -> list[bool]:
@@ -79,12 +89,13 @@ def _at(result: dict, radius: float) -> list[bool]:
 def corruption_pairs_markdown(paired: dict, other: str) -> list[str]:
     """The paired table of the corruption section: dense against ``other`` (its title)."""
     rows = [
-        f'Dense against {other} ("final" below), paired on the same corrupted images (each '
-        "image and severity one pair; exact McNemar test):",
+        f'Dense against {other} ("final" below), paired on the same corrupted images. The '
+        "unit is the image: it counts for the model that gets more of its severities right "
+        "(exact sign test); p Holm-adjusted over the corruptions, the pooled row on its own:",
         "",
-        "| corruption | correct only for dense | correct only for final | McNemar p | "
-        "differ at 5% |",
-        "|---|---:|---:|---:|---|",
+        "| corruption | images dense gets right more often | images final gets right more often "
+        "| p | p (Holm) | differ at 5% |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     items = [*paired["by_corruption"].items(), ("all corruptions", paired["all"])]
     rows += [_pair_row(name, p) for name, p in items]
@@ -95,16 +106,20 @@ def certificate_pairs_markdown(paired: list[dict], other: str) -> list[str]:
     """The paired table of the smoothing section: dense against ``other`` by radius."""
     rows = [
         f'Dense against {other} ("final" below), paired on the same images and noise (exact '
-        "McNemar test):",
+        "McNemar test; p Holm-adjusted over the radii):",
         "",
-        "| L2 radius | certified only for dense | certified only for final | McNemar p | "
+        "| L2 radius | certified only for dense | certified only for final | p | p (Holm) | "
         "differ at 5% |",
-        "|---:|---:|---:|---:|---|",
+        "|---:|---:|---:|---:|---:|---|",
     ]
     rows += [_pair_row(f"{p['radius']:g}", p) for p in paired]
     return rows
 
 
 def _pair_row(name: str, p: dict) -> str:
-    differ = "yes" if p["p_value"] < 0.05 else "no"
-    return f"| {name} | {p['only_a']} | {p['only_b']} | {p['p_value']:.2g} | {differ} |"
+    adjusted = p.get("p_holm", p["p_value"])
+    differ = "yes" if adjusted < 0.05 else "no"
+    holm_text = f"{p['p_holm']:.2g}" if "p_holm" in p else "-"
+    return (
+        f"| {name} | {p['only_a']} | {p['only_b']} | {p['p_value']:.2g} | {holm_text} | {differ} |"
+    )

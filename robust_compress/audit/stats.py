@@ -6,7 +6,11 @@ Pure Python (``math`` and ``statistics`` only), so that the core imports nothing
 - :func:`clopper_pearson` — the exact one- or two-sided binomial bound (randomized smoothing);
 - :func:`mcnemar` — the exact McNemar test of two models on the same images: only the
   discordant images (kept by one model, lost by the other) carry information, and under the
-  null hypothesis each of them is equally likely to go either way.
+  null hypothesis each of them is equally likely to go either way;
+- :func:`sign_test` — the same test when each image has several outcomes per model (seeds,
+  severities): the outcomes of one image are not independent, so the image, not the outcome,
+  is the unit: an image counts for the model that got more of its outcomes right;
+- :func:`holm` — Holm's step-down adjustment of several p-values tested together.
 """
 
 from __future__ import annotations
@@ -161,6 +165,49 @@ def mcnemar_p(only_a: int, only_b: int) -> float:
     if discordant == 0:
         return 1.0
     return min(1.0, 2.0 * binom_cdf(min(only_a, only_b), discordant, 0.5))
+
+
+def sign_test(a: list[str], b: list[str]) -> Paired:
+    """Two models on the same images, each image with several outcomes per model.
+
+    ``a`` and ``b`` hold one "0"/"1" string (or bool list) per repetition (a seed, a
+    severity), all over the same images in the same order. Per image, the outcomes each model
+    got right are counted; the exact two-sided sign test over the images whose counts differ
+    decides. With one repetition this is :func:`mcnemar`.
+
+    Returns:
+        A :class:`Paired` over images: ``only_a`` the images ``a`` gets right more often,
+        ``only_b`` those ``b`` does, ``both`` the ties with at least one outcome right.
+
+    Raises:
+        ValueError: No repetitions, or the repetitions differ in number or in images.
+    """
+    if not a or len(a) != len(b):
+        raise ValueError(f"paired repetitions differ: {len(a)} and {len(b)}")
+    flags = [_flags(r) for r in (*a, *b)]
+    if len({len(f) for f in flags}) != 1:
+        raise ValueError("paired outcomes differ in length")
+    count_a = [sum(col) for col in zip(*flags[: len(a)], strict=True)]
+    count_b = [sum(col) for col in zip(*flags[len(a) :], strict=True)]
+    pairs = list(zip(count_a, count_b, strict=True))
+    only_a = sum(1 for u, v in pairs if u > v)
+    only_b = sum(1 for u, v in pairs if v > u)
+    both = sum(1 for u, v in pairs if u == v > 0)
+    return Paired(len(pairs), only_a, only_b, both, mcnemar_p(only_a, only_b))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the order given (each at most 1).
+
+    Comparing each adjusted value with a level keeps the chance of any false "differs" among
+    the tests at that level.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 def _flags(values: str | list[bool]) -> list[bool]:
