@@ -158,6 +158,7 @@ def compare(name: str, model: nn.Module, data: TensorData, args) -> dict:
     only_audit = (theirs["robust"] & ~ours["robust"]).nonzero().squeeze(1).tolist()
     return {
         "model": name,
+        "settings": settings(args),
         "samples": len(y),
         "clean": ours["clean"],
         "audit": float(ours["robust"].float().mean()),
@@ -217,17 +218,35 @@ def _per_attack(found: dict) -> str:
     return ", ".join(f"{name} {broken} ({seconds} s)" for name, (broken, seconds) in found.items())
 
 
+def settings(args) -> dict:
+    """What a row was measured with; a kept row counts only under the same settings."""
+    return {
+        "run": args.run.name,
+        "samples": args.samples,
+        "eps": args.eps,
+        "aa_steps": args.aa_steps,
+    }
+
+
 def finished_rows(args) -> list[dict]:
     """With ``--resume``, the rows an earlier run wrote to ``--out``'s .json (else none).
 
-    AutoAttack standard takes about an hour per model on 2 CPU cores, so a run that stops after
-    one model can be finished later without measuring that model again.
+    AutoAttack standard takes about 20 minutes to an hour per model on 2 CPU cores, so a run
+    that stops after one model can be finished later without measuring that model again. Rows
+    of models not named in ``--models`` are kept too; a row measured with other settings (run
+    folder, samples, eps, AutoAttack iterations) is dropped, and measured again when named.
     """
-    if not args.resume or args.out is None or not args.out.with_suffix(".json").is_file():
+    path = None if args.out is None else args.out.with_suffix(".json")
+    if not args.resume or path is None or not path.is_file():
         return []
-    rows = json.loads(args.out.with_suffix(".json").read_text())
-    print(f"kept from {args.out.with_suffix('.json')}: {', '.join(r['model'] for r in rows)}")
-    return [r for r in rows if r["model"] in args.models.split(",")]
+    kept = []
+    for row in json.loads(path.read_text()):
+        if row.get("settings") == settings(args):
+            kept.append(row)
+        else:
+            print(f"not kept from {path}: {row['model']} (measured with {row.get('settings')})")
+    print(f"kept from {path}: {', '.join(r['model'] for r in kept) or 'nothing'}")
+    return kept
 
 
 def main() -> None:
@@ -245,7 +264,7 @@ def main() -> None:
     for name in [m for m in args.models.split(",") if m not in done]:
         rows.append(compare(name, models[name], data, args))
         write(rows, args)  # after each model, so a long run leaves what it finished
-    if not rows or len(rows) == len(done):  # nothing new ran: render the kept rows
+    if len(rows) == len(done):  # nothing new ran: render the kept rows
         write(rows, args)
 
 
