@@ -116,17 +116,25 @@ def _report(folder: Path) -> dict:
 def log_spans(path: Path) -> list[tuple[str, str]]:
     """When each invocation recorded in a run's log ran: its first and last timestamps.
 
-    A resumed run appends to its log; every invocation starts with the CLI's "run folder"
-    line, so the hours between a stopped run and its resumption count as no run's time.
+    A resumed run appends to its log; every invocation logs the CLI's "run folder" line at its
+    start (runs logged before that line came first may have a few lines of their own just
+    before it: those within a minute of it count as the new invocation's). So the hours
+    between a stopped run and its resumption count as no run's time.
     """
-    spans: list[list[str]] = []
-    for line in path.read_text().splitlines():
-        if not line[:4].isdigit():
-            continue
-        if not spans or "cli.run INFO run folder" in line:
-            spans.append([line[:19], line[:19]])
-        spans[-1][1] = line[:19]
-    return [(a, b) for a, b in spans]
+    from datetime import datetime
+
+    stamps = [line for line in path.read_text().splitlines() if line[:4].isdigit()]
+    when = [datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S") for line in stamps]
+    starts = [0] + [i for i, line in enumerate(stamps) if i and "cli.run INFO run folder" in line]
+    for k in range(1, len(starts)):
+        i = starts[k]
+        while i - 1 > starts[k - 1] and (when[starts[k]] - when[i - 1]).total_seconds() <= 60:
+            i -= 1
+        starts[k] = i
+    ends = [*starts[1:], len(stamps)]
+    return [
+        (stamps[a][:19], stamps[b - 1][:19]) for a, b in zip(starts, ends, strict=True) if a < b
+    ]
 
 
 def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:

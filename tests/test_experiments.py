@@ -206,6 +206,7 @@ def test_page_time_counts_only_when_runs_ran(tmp_path):
         "2026-12-03 10:00:00,000 robust_compress.cli.run INFO run folder /x\n"
         "2026-12-03 10:10:00,000 robust_compress.training.fit INFO epoch 1\n"
         "Traceback (most recent call last):\n"
+        "2026-12-03 15:00:00,000 robust_compress.recipe.loader DEBUG recipe 'x' is valid\n"
         "2026-12-03 15:00:00,000 robust_compress.cli.run INFO run folder /x\n"
         "2026-12-03 15:20:00,000 robust_compress.audit.runner INFO audit done\n"
     )

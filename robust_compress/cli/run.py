@@ -59,13 +59,13 @@ def _run_recipe(
     if main:
         folder = RunFolder(folder_path, resume=resume, force=force)
         setup_logging(quiet, str(folder.path / "run.log"))
+        log.info("run folder %s", folder.path)  # first: each invocation's log starts with it
         for w in warnings:
             log.warning("%s", w)
         resolved = folder.path / RESOLVED
         if resume and resolved.exists():
             _check_same_recipe(resolved, dump_resolved(recipe), parse_recipe)
         folder.write_text(RESOLVED, dump_resolved(recipe))
-        log.info("run folder %s", folder.path)
     else:  # other ranks: warnings and errors only; rank 0 prints the progress and summary
         setup_logging(True)
         stdout.quiet = True
