@@ -264,7 +264,7 @@ def _span_minutes(reports: dict) -> float:
 def _header(total: float, span: float, argv: str, data: list[dict]) -> str:
     verdicts = "\n".join(
         f"- Claim {d['claim']}: **{d['verdict'][0]}**"
-        + (" (part-way, provisional)" if d.get("missing") else "")
+        + (" (part-way, provisional)" if d.get("missing") and d["rows"] else "")
         for d in data
     )
     return f"""# Results: which robustness-under-compression claims hold on Fashion-MNIST

@@ -231,6 +231,8 @@ def test_a_claim_part_way_shows_the_seeds_every_row_finished(tmp_path):
     claim2 = text.split("## Claim 2:")[1].split("## Claim 3:")[0]
     assert "70.0% ± 0.0 [68.0, 72.0] (2 seeds × 1,000)" in claim2
     assert "- Claim 2: **" in text and "(part-way, provisional)" in text
+    unmeasured = write_docs(plan.claims(), {}, tmp_path, 1.0, "").read_text()
+    assert "- Claim 1: **not measured**\n" in unmeasured and "provisional" not in unmeasured
     assert "Part-way" not in text.split("## Claim 3:")[1].split("## Claim 5:")[0]
 
 
