@@ -196,6 +196,7 @@ def _shapes(out: Path) -> dict:
     return {k: tuple(v.shape) for k, v in ckpt["model"]["state_dict"].items()}
 
 
+@pytest.mark.slow  # two torchrun launches, over a minute on 2 cores: `make test-long`
 def test_torchrun_two_processes_match_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     for out, nproc in ((one, 1), (two, 2)):
