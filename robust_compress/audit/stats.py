@@ -148,13 +148,9 @@ def mcnemar(a: str | list[bool], b: str | list[bool]) -> Paired:
     Raises:
         ValueError: The two outcomes cover different numbers of images.
     """
-    a, b = _flags(a), _flags(b)
-    if len(a) != len(b):
+    if len(_flags(a)) != len(_flags(b)):
         raise ValueError(f"paired outcomes differ in length: {len(a)} and {len(b)} images")
-    only_a = sum(1 for u, v in zip(a, b, strict=True) if u and not v)
-    only_b = sum(1 for u, v in zip(a, b, strict=True) if v and not u)
-    both = sum(1 for u, v in zip(a, b, strict=True) if u and v)
-    return Paired(len(a), only_a, only_b, both, mcnemar_p(only_a, only_b))
+    return sign_test([a], [b])  # one outcome per image: the sign test is McNemar's
 
 
 def mcnemar_p(only_a: int, only_b: int) -> float:

@@ -6,8 +6,8 @@ through ONNX Runtime when the run exported it (and the stage's ``onnx`` is on), 
 torch model; and on the dense snapshot when the stage audits it (``dense``). Their figures go
 to the audit section of report.json under ``corruptions`` and ``smoothing`` (by model key:
 ``int8_onnx`` or ``final``, and ``dense``) with a Markdown section each in the run report; with
-both models, ``corruptions_paired`` and ``smoothing_paired`` hold the paired McNemar tests of
-the dense model against the deployed one (:mod:`robust_compress.audit.beyond_compare`).
+both models, ``corruptions_paired`` and ``smoothing_paired`` hold the paired tests (per image)
+of the dense model against the deployed one (:mod:`robust_compress.audit.beyond_compare`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def beyond_the_ball(session, stage, result: StageResult) -> StageResult:
     """``result`` (the adversarial audit's) with the corruption and smoothing sections added."""
     if stage.corruptions is None and stage.smoothing is None:
         return result
+    from robust_compress.audit import beyond_compare as bc
     from robust_compress.audit.corruption_audit import corruption_markdown, evaluate_corruptions
     from robust_compress.audit.predict import as_predictor
     from robust_compress.audit.smoothing import certify, smoothing_markdown
@@ -42,6 +43,10 @@ def beyond_the_ball(session, stage, result: StageResult) -> StageResult:
         ("corruptions", stage.corruptions, evaluate_corruptions, corruption_markdown),
         ("smoothing", stage.smoothing, certify, smoothing_markdown),
     )
+    pairs = {
+        "corruptions": (bc.paired_corruptions, bc.corruption_pairs_markdown),
+        "smoothing": (bc.paired_certificates, bc.certificate_pairs_markdown),
+    }
     subjects = targets(session, stage)
     for section, config, evaluate, render in runs:
         if config is None:
@@ -53,30 +58,14 @@ def beyond_the_ball(session, stage, result: StageResult) -> StageResult:
                 found[key] = evaluate(predict, session.test_data, config)
         data[section] = found
         markdown.append(render(found, TITLES))
-        paired = pair_with_dense(section, found)
-        if paired is not None:
-            data[f"{section}_paired"], table = paired
-            markdown.append("\n".join(table))
+        other = next((k for k in found if k != "dense"), None)
+        pair, table = pairs[section]
+        paired = pair(found["dense"], found[other]) if "dense" in found and other else None
+        if paired is not None:  # None: no dense run, or the two runs differ
+            data[f"{section}_paired"] = paired
+            markdown.append("\n".join(table(paired, TITLES[other])))
     data["markdown"] = "\n\n".join(m for m in markdown if m)
     return replace(result, data=data)
-
-
-def pair_with_dense(section: str, found: dict) -> tuple[object, list[str]] | None:
-    """The dense model against the deployed one in ``section``: the paired data and table.
-
-    None when the section did not run on the dense model too (or the two runs differ).
-    """
-    from robust_compress.audit import beyond_compare as bc
-
-    other = next((k for k in found if k != "dense"), None)
-    if "dense" not in found or other is None:
-        return None
-    title = TITLES[other]
-    if section == "corruptions":
-        paired = bc.paired_corruptions(found["dense"], found[other])
-        return None if paired is None else (paired, bc.corruption_pairs_markdown(paired, title))
-    paired = bc.paired_certificates(found["dense"], found[other])
-    return None if paired is None else (paired, bc.certificate_pairs_markdown(paired, title))
 
 
 def targets(session, stage) -> list[tuple[str, object]]:
