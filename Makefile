@@ -82,7 +82,8 @@ bench-autoattack: $(STAMP) data
 	$(PY) -c 'import torchattacks' 2>/dev/null || $(PY) -m pip install --quiet --no-deps 'torchattacks==3.5.1'
 	$(PY) benchmarks/audit_vs_autoattack.py --run runs/quickstart --out docs/audit-vs-autoattack.md
 
-# The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused):
+# The experiments of recipes/experiments (a few hours of 2 cores; finished runs are reused, and
+# copied to experiments/records/ to commit, so a fresh checkout reuses them too):
 # writes docs/results.md, docs/results.json and docs/img/claim*.png.
 results: $(STAMP) data
 	$(PY) experiments/results.py

@@ -155,11 +155,30 @@ def describe(c: dict) -> str:
 
 
 def _paired_masks(a: dict, b: dict) -> list[tuple[str, str]]:
-    """The two rows' outcome masks of the seeds both ran (empty when either has none)."""
-    ma = dict(zip(a.get("seeds", []), a.get("masks", []), strict=False))
-    mb = dict(zip(b.get("seeds", []), b.get("masks", []), strict=False))
-    out = [(ma[s], mb[s]) for s in ma if s in mb and ma[s] and mb[s]]
+    """The two rows' outcome masks of the seeds both ran (empty when either has none).
+
+    A seed the dead-network guard stopped made no model: its mask is right on no image.
+    """
+    ma, mb = _masks_by_seed(a), _masks_by_seed(b)
+    out = []
+    for seed in sorted(ma.keys() & mb.keys()):
+        x, y = ma[seed], mb[seed]
+        if x == _STOPPED and y == _STOPPED:
+            continue
+        x = "0" * len(y or "") if x == _STOPPED else x
+        y = "0" * len(x or "") if y == _STOPPED else y
+        if x and y:
+            out.append((x, y))
     return out if out and all(len(x) == len(y) for x, y in out) else []
+
+
+_STOPPED = "stopped"
+
+
+def _masks_by_seed(row: dict) -> dict:
+    stopped = {s["seed"] for s in row.get("stopped", [])}
+    pairs = zip(row.get("seeds", []), row.get("masks", []), strict=False)
+    return {seed: _STOPPED if seed in stopped else mask for seed, mask in pairs}
 
 
 def _judge_concurrent(rows):

@@ -8,6 +8,11 @@ resumed, so the command can be stopped and started again (and span several sitti
 on the base run of its seed). Every figure of docs/results.md is
 read from the runs' ``report.json``; the verdicts are computed by experiments/claims.py.
 
+A finished run is also copied to ``experiments/records/NAME`` (experiments/records.py), which
+is committed: a fresh checkout puts those records back into ``runs/experiments`` and reuses
+them, so the sittings need not share a disk. A run the engine's dead-network guard stops is a
+result too: it is recorded (``stopped.json``) and shown on the page as stopped.
+
 Usage (from the repository root)::
 
     .venv/bin/python experiments/results.py [--only 1,2] [--jobs 2] [--runs runs/experiments]
@@ -23,6 +28,8 @@ import argparse
 import json
 import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from claims import Run, all_bases, claims, seeded_runs  # noqa: E402
+from claims import BASES, Run, all_bases, claims, seeded_runs  # noqa: E402
+from records import restore, save, stopped  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,22 +83,41 @@ def is_done(run: Run, folder: Path, runs_dir: Path) -> bool:
     from robust_compress.recipe.loader import dump_resolved, load_recipe, parse_recipe
 
     resolved = folder / "recipe.resolved.yaml"
-    if not (folder / "report.json").is_file() or not resolved.is_file():
+    result = (folder / "report.json").is_file() or stopped(folder) is not None
+    if not result or not resolved.is_file():
         return False
     now = dump_resolved(load_recipe(RECIPES / f"{run.recipe}.yaml", overrides(run, runs_dir)))
     try:
         then = dump_resolved(parse_recipe(resolved.read_text(), str(resolved)))
     except UserError:  # an option since removed or renamed: run it again
         return False
-    return then == now
+    return _same_place(then) == _same_place(now)
+
+
+def _same_place(resolved: str) -> str:
+    """``resolved`` with the runs folder of every base checkpoint path cut off.
+
+    A record made in another checkout names its base by that checkout's absolute path; the
+    base run (by name) is what must match.
+    """
+    return re.sub(r"[^\s'\"]*/([^/\s'\"]+/checkpoints/last\.pt)", r"\1", resolved)
 
 
 def execute(run: Run, runs_dir: Path) -> dict:
-    """Run (or reuse, or resume) one run; return its report.json with the wall seconds."""
+    """Run (or reuse, or resume) one run; return its report.json with the wall seconds.
+
+    A finished run is saved to ``experiments/records`` (a stale restored record is removed
+    before its run starts again). A run the dead-network guard stops returns its stop.
+    """
     folder = runs_dir / run.name
+    if restore(folder, run.name):
+        log.info("%s: restored from experiments/records", run.name)
     if is_done(run, folder, runs_dir):
         log.info("%s: reused (same recipe, finished)", run.name)
         return _report(folder)
+    if folder.is_dir() and not (folder / "manifest.json").exists():
+        shutil.rmtree(folder)  # a record of another recipe, copied in above: not a run
+    (folder / "stopped.json").unlink(missing_ok=True)  # a stop of another recipe
     cmd = [str(CLI), "run", str(RECIPES / f"{run.recipe}.yaml"), "--out", str(folder), "--quiet"]
     for s in overrides(run, runs_dir):
         cmd += ["--set", s]
@@ -100,16 +127,26 @@ def execute(run: Run, runs_dir: Path) -> dict:
     start = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+    from robust_compress.engine.guard import MARK
+
+    output = (done.stderr or done.stdout).strip().splitlines()
+    if done.returncode != 0 and any(MARK in line for line in output):
+        message = [line for line in output if MARK in line][-1].removeprefix("failed: ")
+        (folder / "stopped.json").write_text(json.dumps({"seed": run.seed, "stopped": message}))
+        log.warning("%s: stopped by the dead-network guard: %s", run.name, message)
+    elif done.returncode != 0:
+        tail = "\n".join(output[-5:])
         raise RuntimeError(f"{run.name} failed (exit {done.returncode}):\n{tail}")
-    log.info("%s: done in %.0f s", run.name, time.perf_counter() - start)
+    else:
+        log.info("%s: done in %.0f s", run.name, time.perf_counter() - start)
+    save(folder, run.name, base=run.name.split("-seed")[0] in BASES)
     return _report(folder)
 
 
 def _report(folder: Path) -> dict:
-    report = json.loads((folder / "report.json").read_text())
-    report["log_spans"] = log_spans(folder / "run.log")
+    """The run's report.json (or its guard stop) with the spans of its invocations."""
+    report = stopped(folder) or json.loads((folder / "report.json").read_text())
+    report["log_spans"] = log_spans(folder / "run.log") if (folder / "run.log").is_file() else []
     return report
 
 
@@ -159,7 +196,12 @@ def run_all(runs: list[Run], runs_dir: Path, jobs: int) -> dict[str, dict]:
 
 
 def finished(runs: list[Run], runs_dir: Path) -> dict[str, dict]:
-    """The reports of the runs already finished with today's recipe, keyed by run name."""
+    """The reports of the runs already finished with today's recipe, keyed by run name.
+
+    Records of runs missing from ``runs_dir`` are restored first.
+    """
+    for r in runs:
+        restore(runs_dir / r.name, r.name)
     return {
         r.name: _report(runs_dir / r.name) for r in runs if is_done(r, runs_dir / r.name, runs_dir)
     }

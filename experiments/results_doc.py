@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import re
 import statistics
 import time
 from pathlib import Path
@@ -15,7 +16,13 @@ COMMAND = "make results"
 
 
 def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
-    """The figures of one table row, all read from the run's report.json."""
+    """The figures of one table row, all read from the run's report.json.
+
+    A run the dead-network guard stopped made no model: it counts as right on no image (clean
+    and robust 0) and keeps the guard's message in ``stopped``.
+    """
+    if "stopped" in report:
+        return _stopped_row(label, run, report)
     final = report["metrics"]["final"]
     models = report["models"]["final"]
     seconds = sum(s["seconds"] for s in report["stages"])
@@ -45,6 +52,31 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
     }
 
 
+def _stopped_row(label: str, run, report: dict) -> dict:
+    seconds = _span_seconds(report.get("log_spans", []))
+    return {
+        "label": label,
+        "run": run.name,
+        "recipe": f"recipes/experiments/{run.recipe}.yaml",
+        "args": dict(run.args),
+        "seed": report["seed"],
+        "stopped": report["stopped"],
+        "seconds": seconds,
+        "seconds_with_base": seconds,
+        "clean": 0.0,
+        "robust": 0.0,
+        "robust_mask": None,
+        "checks_failed": [],
+    }
+
+
+def _span_seconds(spans: list) -> float:
+    from datetime import datetime
+
+    parse = lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S")  # noqa: E731
+    return sum((parse(b) - parse(a)).total_seconds() for a, b in spans)
+
+
 def _mask(report: dict) -> str | None:
     """The per-image outcomes of the run's headline audit (the deployed file's when audited)."""
     from robust_compress.audit.compare import headline_key
@@ -59,9 +91,33 @@ def aggregate(label: str, rows: list[dict]) -> dict:
 
     ``robust`` and ``clean`` become the means over seeds, ``robust_sd`` and ``clean_sd`` their
     standard deviations, and ``se`` the standard error of the robust mean (sd / sqrt(seeds);
-    with one seed the binomial error of the figure on its images).
+    with one seed the binomial error of the figure on its images). Seeds the dead-network
+    guard stopped count as 0 in the means (no model, no image right); ``stopped`` lists them.
     """
     rows = sorted(rows, key=lambda r: r["seed"])
+    stops = [{"seed": r["seed"], "stopped": r["stopped"]} for r in rows if "stopped" in r]
+    measured = [r for r in rows if "stopped" not in r]
+    if not measured:
+        return _all_stopped(label, rows, stops)
+    samples = measured[0]["robust_samples"]
+    for r in rows:  # a stopped seed: 0 of the same images
+        r.update({k: measured[0][k] for k in _SIZES if "stopped" in r}, robust_samples=samples)
+    out = _aggregate_measured(label, rows)
+    return {**out, "stopped": stops} if stops else out
+
+
+#: The model-size fields a stopped seed's row borrows from a measured seed of its row.
+_SIZES = ("params", "macs", "onnx_bytes", "onnx_kind", "sparsity", "clean_samples")
+
+
+def _all_stopped(label: str, rows: list[dict], stops: list[dict]) -> dict:
+    out = dict(rows[0])
+    out.update(run=", ".join(r["run"] for r in rows), seeds=[r["seed"] for r in rows])
+    out.update(masks=[None] * len(rows), stopped=stops, robust_ci=None, se=0.0, methods=[])
+    return out
+
+
+def _aggregate_measured(label: str, rows: list[dict]) -> dict:
     masks = [r.get("robust_mask") for r in rows]
     interval = _pooled_interval(rows)
     if len(rows) == 1:
@@ -100,6 +156,8 @@ def _pooled_interval(rows: list[dict]) -> list[float]:
 
 
 def _seconds(report: dict) -> float:
+    if "stopped" in report:
+        return _span_seconds(report.get("log_spans", []))
     return sum(s["seconds"] for s in report["stages"])
 
 
@@ -110,17 +168,33 @@ def _failed(report: dict) -> list[str]:
 
 def _fmt_row(r: dict, with_base: bool) -> str:
     recipe = r["recipe"] + "".join(f" `{k}={v}`" for k, v in r["args"].items())
+    seeds = r.get("seeds", [r["seed"]])
+    secs = f"{r['seconds']:.0f}" + (f" ({r['seconds_with_base']:.0f})" if with_base else "")
+    if "params" not in r:  # every seed stopped: no model to describe
+        return (
+            f"| {r['label']} | {recipe} | {', '.join(map(str, seeds))} | {secs} | - | - | - | "
+            f"- | no model: {_stops(r)} |"
+        )
     size = f"{r['onnx_bytes'] / 1024:.0f} KB {r['onnx_kind']}" if r["onnx_bytes"] else "-"
     sparse = f" ({100 * r['sparsity']:.0f}% zero)" if r["sparsity"] is not None else ""
-    secs = f"{r['seconds']:.0f}" + (f" ({r['seconds_with_base']:.0f})" if with_base else "")
     flags = f" ⚠ {', '.join(r['checks_failed'])}" if r["checks_failed"] else ""
-    seeds = r.get("seeds", [r["seed"]])
+    flags += f" ⚠ {_stops(r)}, counted as 0" if r.get("stopped") else ""
     return (
         f"| {r['label']} | {recipe} | {', '.join(map(str, seeds))} | {secs} | "
         f"{r['params']:,}{sparse} | {r['macs'] / 1e6:.2f} M | {size} | "
         f"{_figure(r, 'clean', r['clean_samples'])} | "
         f"{_figure(r, 'robust', r['robust_samples'])}{flags} |"
     )
+
+
+def _stops(r: dict) -> str:
+    """``seed 0 stopped by the dead-network guard (stage 0:prune)``, for each stopped seed."""
+    said = []
+    for stop in r["stopped"]:
+        stage = re.match(r"stage (\S+)", stop["stopped"])
+        where = f" after stage {stage.group(1)}" if stage else ""
+        said.append(f"seed {stop['seed']} stopped by the dead-network guard{where}")
+    return "; ".join(said)
 
 
 def _figure(r: dict, key: str, samples: int) -> str:
@@ -295,7 +369,9 @@ both rows ran, the images one row keeps robust in more seeds than the other (the
 unit: an image's seeds are not independent) and asks with the sign test whether the two counts
 could differ by chance; with one seed this is McNemar's test. Each comparison is tested on its
 own (no correction for the several comparisons of a claim). The verdicts state both counts and
-the p-value. (Rows without per-image outcomes fall back to two
+the p-value. A run that the engine's dead-network guard stopped (its model's outputs no longer
+depended on the input) made no model to deploy: the table says so, and it counts as right on no
+image, in the means and in the paired tests. (Rows without per-image outcomes fall back to two
 standard errors of the difference, at least {100 * 0.01:.0f} point.)
 
 The budgets are sized for 2 CPU cores: a few epochs per phase, three pruning ratios. On a GPU,

@@ -16,6 +16,8 @@ from robust_compress.errors import RunError
 from robust_compress.models.state import preserved_state
 
 PROBE_IMAGES = 16
+#: Every message of the guard says this, so a script driving the CLI can tell its stop apart.
+MARK = "dead-network guard"
 
 
 def check_alive(session, label: str) -> None:
@@ -36,12 +38,14 @@ def check_alive(session, label: str) -> None:
     if not torch.isfinite(out).all():
         raise RunError(
             f"stage {label} left a model whose outputs are not finite (NaN or inf) on "
-            f"{len(x)} training images: lower the stage's learning rate, or check its inputs."
+            f"{len(x)} training images: lower the stage's learning rate, or check its inputs "
+            f"({MARK}: the run stops here, before export and audit)."
         )
     spread = float((out - out[:1]).abs().max())
     if len(x) > 1 and spread <= 1e-6 * max(float(out.abs().max()), 1.0):
         raise RunError(
             f"stage {label} left a dead network: its outputs do not depend on the input (the "
             f"same logits for {len(x)} different training images). Lower the stage's ratio or "
-            "learning rate, or give it more epochs; the run stops here, before export and audit."
+            f"learning rate, or give it more epochs ({MARK}: the run stops here, before export "
+            "and audit)."
         )
