@@ -73,6 +73,11 @@ def restore(folder: Path, name: str, records: Path | None = None) -> bool:
     return True
 
 
+def recorded(name: str, records: Path | None = None) -> bool:
+    """Whether ``name`` has a record."""
+    return ((records or RECORDS) / name).is_dir()
+
+
 def stopped(folder: Path) -> dict | None:
     """The guard's stop of the run in ``folder`` (``stopped.json``), or None."""
     path = folder / "stopped.json"

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from claims import BASES, Run, all_bases, claims, seeded_runs  # noqa: E402
-from records import restore, save, stopped  # noqa: E402
+from records import recorded, restore, save, stopped  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +114,8 @@ def execute(run: Run, runs_dir: Path) -> dict:
         log.info("%s: restored from experiments/records", run.name)
     if is_done(run, folder, runs_dir):
         log.info("%s: reused (same recipe, finished)", run.name)
+        if not recorded(run.name):  # finished before records were kept
+            save(folder, run.name, base=_is_base(run))
         return _report(folder)
     if folder.is_dir() and not (folder / "manifest.json").exists():
         shutil.rmtree(folder)  # a record of another recipe, copied in above: not a run
@@ -139,8 +141,12 @@ def execute(run: Run, runs_dir: Path) -> dict:
         raise RuntimeError(f"{run.name} failed (exit {done.returncode}):\n{tail}")
     else:
         log.info("%s: done in %.0f s", run.name, time.perf_counter() - start)
-    save(folder, run.name, base=run.name.split("-seed")[0] in BASES)
+    save(folder, run.name, base=_is_base(run))
     return _report(folder)
+
+
+def _is_base(run: Run) -> bool:
+    return run.name.split("-seed")[0] in BASES
 
 
 def _report(folder: Path) -> dict:

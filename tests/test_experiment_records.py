@@ -115,6 +115,16 @@ def test_a_guard_stop_is_recorded_and_reused(tmp_path, monkeypatch):
     assert len(calls) == 1  # the stop is a result: the second call reuses it
 
 
+def test_a_run_finished_before_records_were_kept_gets_one_when_reused(tmp_path, monkeypatch):
+    kept = tmp_path / "records"
+    monkeypatch.setattr(records, "RECORDS", kept)
+    _finished(tmp_path / "runs" / "base-pgd", "base-pgd", tmp_path / "runs", checkpoint=True)
+    monkeypatch.setattr(results.subprocess, "run", None)  # nothing may run
+    assert results.execute(RUNS["base-pgd"], tmp_path / "runs")["seed"] == 0
+    assert (kept / "base-pgd" / "report.json").is_file()
+    assert (kept / "base-pgd" / "checkpoints" / "last.pt").is_file()
+
+
 def test_another_failure_is_not_a_result(tmp_path, monkeypatch):
     monkeypatch.setattr(records, "RECORDS", tmp_path / "records")
     fail = subprocess.CompletedProcess([], 1, "", "failed: out of memory\n")
