@@ -349,7 +349,8 @@ def claims() -> list[Claim]:
             "Sehwag et al. (HYDRA), NeurIPS 2020",
             c2,
             _judge_hydra,
-            "Every criterion gets 1 adversarial fine-tuning epoch; HYDRA also spends 1 epoch "
+            "Every criterion gets 1 adversarial fine-tuning epoch, its learning rate warmed up "
+            "over the first 20% of the steps (onecycle); HYDRA also spends 1 epoch "
             "learning its scores, so one L1 row gets 2 fine-tuning epochs: the same adversarial "
             "epochs as HYDRA. 30% was left out of the grid to fit the CPU budget.",
             "claim2.png",

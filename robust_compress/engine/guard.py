@@ -46,6 +46,6 @@ def check_alive(session, label: str) -> None:
         raise RunError(
             f"stage {label} left a dead network: its outputs do not depend on the input (the "
             f"same logits for {len(x)} different training images). Lower the stage's ratio or "
-            f"learning rate, or give it more epochs ({MARK}: the run stops here, before export "
-            "and audit)."
+            "learning rate, warm the learning rate up (lr_schedule: onecycle), or give it more "
+            f"epochs ({MARK}: the run stops here, before export and audit)."
         )
