@@ -23,6 +23,21 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
     """
     if "stopped" in report:
         return _stopped_row(label, run, report)
+    return {**_identity(label, run, report), **_measured(report, base_report)}
+
+
+def _identity(label: str, run, report: dict) -> dict:
+    """What names a row's run: its label, run folder, recipe, arguments and seed."""
+    return {
+        "label": label,
+        "run": run.name,
+        "recipe": f"recipes/experiments/{run.recipe}.yaml",
+        "args": dict(run.args),
+        "seed": report["seed"],
+    }
+
+
+def _measured(report: dict, base_report: dict | None) -> dict:
     final = report["metrics"]["final"]
     models = report["models"]["final"]
     seconds = sum(s["seconds"] for s in report["stages"])
@@ -30,11 +45,6 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
     onnx_kind = "int8" if "int8" in onnx else "fp32"
     prune = report.get("prune") or {}
     return {
-        "label": label,
-        "run": run.name,
-        "recipe": f"recipes/experiments/{run.recipe}.yaml",
-        "args": dict(run.args),
-        "seed": report["seed"],
         "seconds": seconds,
         "seconds_with_base": seconds + (_seconds(base_report) if base_report else 0.0),
         "params": models["params"],
@@ -55,11 +65,7 @@ def row_of(label: str, run, report: dict, base_report: dict | None) -> dict:
 def _stopped_row(label: str, run, report: dict) -> dict:
     seconds = _span_seconds(report.get("log_spans", []))
     return {
-        "label": label,
-        "run": run.name,
-        "recipe": f"recipes/experiments/{run.recipe}.yaml",
-        "args": dict(run.args),
-        "seed": report["seed"],
+        **_identity(label, run, report),
         "stopped": report["stopped"],
         "seconds": seconds,
         "seconds_with_base": seconds,
