@@ -25,6 +25,8 @@ from pathlib import Path
 RECORDS = Path(__file__).resolve().parent / "records"
 FILES = ("report.json", "recipe.resolved.yaml", "run.log", "stopped.json")
 CHECKPOINT = Path("checkpoints") / "last.pt"
+#: Written into a run folder that :func:`restore` made: it holds a copy, not a run.
+RESTORED = "restored-from-record"
 
 
 def save(folder: Path, name: str, *, base: bool, records: Path | None = None) -> Path:
@@ -53,17 +55,17 @@ def save(folder: Path, name: str, *, base: bool, records: Path | None = None) ->
 
 
 def restore(folder: Path, name: str, records: Path | None = None) -> bool:
-    """Put the record of ``name`` into ``folder`` when the folder has no result of its own.
+    """Put the record of ``name`` into ``folder``, marked as a copy (:data:`RESTORED`).
 
-    A folder that holds a run (finished or part-way) is left alone: the run there wins over
-    the record. Returns whether a record was restored.
+    Only a missing or empty folder gets the record: a folder that holds anything (a run,
+    finished or part-way, or files of the user's) wins over it. Returns whether a record was
+    restored.
     """
     record = (records or RECORDS) / name
-    if not record.is_dir() or (folder / "manifest.json").exists():
-        return False
-    if (folder / "report.json").exists() or (folder / "stopped.json").exists():
+    if not record.is_dir() or (folder.exists() and any(folder.iterdir())):
         return False
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESTORED).write_text(f"a copy of {record}\n")
     for file in FILES:
         if (record / file).is_file():
             shutil.copy2(record / file, folder / file)

@@ -39,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from claims import BASES, Run, all_bases, claims, seeded_runs  # noqa: E402
-from records import recorded, restore, save, stopped  # noqa: E402
+from records import RESTORED, recorded, restore, save, stopped  # noqa: E402
 from results_doc import write_docs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def execute(run: Run, runs_dir: Path) -> dict:
         if not recorded(run.name):  # finished before records were kept
             save(folder, run.name, base=_is_base(run))
         return _report(folder)
-    if folder.is_dir() and not (folder / "manifest.json").exists():
+    if (folder / RESTORED).is_file():
         shutil.rmtree(folder)  # a record of another recipe, copied in above: not a run
     (folder / "stopped.json").unlink(missing_ok=True)  # a stop of another recipe
     cmd = [str(CLI), "run", str(RECIPES / f"{run.recipe}.yaml"), "--out", str(folder), "--quiet"]

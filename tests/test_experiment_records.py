@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,31 @@ def test_a_record_of_another_recipe_is_not_reused(tmp_path):
     records.save(tmp_path / "a" / "c1-scratch", "c1-scratch", base=False, records=kept)
     assert records.restore(tmp_path / "b" / "c1-scratch", "c1-scratch", records=kept)
     assert not results.is_done(RUNS["c1-scratch"], tmp_path / "b" / "c1-scratch", tmp_path / "b")
+
+
+def test_a_stale_copy_is_replaced_by_a_new_run_but_a_foreign_folder_is_kept(tmp_path, monkeypatch):
+    kept = tmp_path / "records"
+    monkeypatch.setattr(records, "RECORDS", kept)
+    _finished(tmp_path / "a" / "c1-scratch", "c1-scratch", tmp_path / "a")
+    resolved = tmp_path / "a" / "c1-scratch" / "recipe.resolved.yaml"
+    resolved.write_text(resolved.read_text().replace("samples: 1000", "samples: 999"))
+    records.save(tmp_path / "a" / "c1-scratch", "c1-scratch", base=False)
+    seen = []
+
+    def cli(cmd, **_):
+        seen.append(sorted(p.name for p in (tmp_path / "b" / "c1-scratch").glob("*")))
+        return subprocess.CompletedProcess(cmd, 1, "", "failed: killed\n")
+
+    monkeypatch.setattr(results.subprocess, "run", cli)
+    with pytest.raises(RuntimeError):
+        results.execute(RUNS["c1-scratch"], tmp_path / "b")
+    assert seen == [[]]  # the stale copy was removed before the run started
+    mine = tmp_path / "c" / "c1-scratch"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")  # a folder no record made, without a manifest
+    with pytest.raises(RuntimeError):
+        results.execute(RUNS["c1-scratch"], tmp_path / "c")
+    assert (mine / "notes.txt").read_text() == "mine"
 
 
 def test_a_guard_stop_is_recorded_and_reused(tmp_path, monkeypatch):
